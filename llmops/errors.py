@@ -1,0 +1,15 @@
+"""The project's one exception type. Only the CLI entry point catches it."""
+
+# Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1  # prompts: no such prompt/version; plan/policy: a mandatory violation
+EXIT_USAGE = 2  # bad input: arguments, stack file, team file, plan file
+EXIT_CONFLICT = 3  # a conditional write lost, or a gate refused
+
+
+class LlmopsError(Exception):
+    """An error the user can act on: one message (possibly several lines) and an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,45 @@
+"""Every pinned version in one place: Kubernetes, EKS add-ons, Helm charts, images, AMIs.
+
+Bump deliberately, one row at a time, after reading the upstream release notes. Add-on
+versions are per Kubernetes minor version (`aws eks describe-addon-versions
+--kubernetes-version X.Y --addon-name NAME`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# EKS add-on versions, by Kubernetes minor version.
+EKS_ADDONS: dict[str, dict[str, str]] = {
+    "1.34": {
+        "vpc-cni": "v1.20.4-eksbuild.1",
+        "coredns": "v1.12.3-eksbuild.1",
+        "kube-proxy": "v1.34.0-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
+        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+    },
+}
+SUPPORTED_KUBERNETES_VERSIONS = sorted(EKS_ADDONS)
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    version: str
+    repo: str  # an https Helm repository, or an oci:// registry path (then name is empty)
+
+    @property
+    def ref(self) -> str:
+        return self.repo if self.repo.startswith("oci://") else self.name
+
+
+# Karpenter 1.8 supports Kubernetes 1.34 (karpenter.sh/docs/upgrading/compatibility).
+KARPENTER = Chart("karpenter", "1.8.1", "oci://public.ecr.aws/karpenter/karpenter")
+NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.4", "https://nvidia.github.io/k8s-device-plugin")
+
+# Karpenter AMI aliases for GPU nodes: Karpenter resolves the NVIDIA variant of the release
+# for GPU instance types. Pinned, never @latest, so nodes change only when this line does.
+GPU_NODE_AMI_ALIASES = {
+    "Bottlerocket": "bottlerocket@v1.49.0",
+    "AL2023": "al2023@v20251103",
+}
