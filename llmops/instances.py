@@ -60,7 +60,6 @@ EKS_CONTROL_PLANE_PER_HOUR = 0.10  # aws.amazon.com/eks/pricing, standard suppor
 NAT_GATEWAY_PER_HOUR = 0.045  # aws.amazon.com/vpc/pricing, before data processing
 INTERFACE_ENDPOINT_PER_AZ_HOUR = 0.01  # aws.amazon.com/privatelink/pricing
 KMS_KEY_PER_MONTH = 1.0  # aws.amazon.com/kms/pricing
-GP3_PER_GIB_MONTH = 0.08  # aws.amazon.com/ebs/pricing
 
 
 def types_in_pool(instance_types: list[str], instance_families: list[str]) -> list[InstanceType]:

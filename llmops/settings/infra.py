@@ -11,7 +11,16 @@ from llmops import instances
 from llmops.settings.base import Settings, dns_label
 from llmops.versions import SUPPORTED_KUBERNETES_VERSIONS
 
-DEFAULT_INTERFACE_ENDPOINTS = ["ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager", "ec2", "eks-auth", "sqs"]
+DEFAULT_INTERFACE_ENDPOINTS = [
+    "ecr.api",
+    "ecr.dkr",
+    "sts",
+    "logs",
+    "secretsmanager",
+    "ec2",
+    "eks-auth",
+    "sqs",
+]
 
 
 class NetworkSettings(Settings):
@@ -83,7 +92,9 @@ class ClusterSettings(Settings):
     @classmethod
     def _version(cls, value: str) -> str:
         if value not in SUPPORTED_KUBERNETES_VERSIONS:
-            raise ValueError(f"{value!r} is not pinned; choose one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+            raise ValueError(
+                f"{value!r} is not pinned; choose one of {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+            )
         return value
 
     @field_validator("public_access_cidrs")
@@ -101,7 +112,7 @@ class ClusterSettings(Settings):
     @field_validator("admin_principal_arns")
     @classmethod
     def _arns(cls, value: list[str]) -> list[str]:
-        bad = [a for a in value if not a.startswith("arn:") or ":role/" not in a and ":user/" not in a]
+        bad = [a for a in value if not a.startswith("arn:") or (":role/" not in a and ":user/" not in a)]
         if bad:
             raise ValueError(f"{', '.join(bad)}: must be IAM role or user ARNs")
         return value

@@ -1,0 +1,28 @@
+"""The Pulumi program: typed settings -> Platform -> exports."""
+
+import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env
+
+from components.platform import Platform
+from llmops.settings import SettingsError, from_config
+
+
+def stack_config() -> dict:
+    # pulumi.Config reads one key at a time, but unknown keys must be reported too, so the
+    # whole map is read (it arrives through the environment or the language host).
+    return {**get_config_env(), **CONFIG.get()}
+
+
+try:
+    settings = from_config(stack_config(), source=f"stack {pulumi.get_stack()}")
+except SettingsError as err:
+    raise pulumi.RunError(str(err)) from None  # printed without a traceback
+
+platform = Platform(settings.name_prefix, settings)
+
+pulumi.export("region", settings.region)
+pulumi.export("clusterName", platform.cluster.name)
+pulumi.export("clusterEndpoint", platform.cluster.endpoint)
+pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # a secret: `pulumi stack output --show-secrets`
+pulumi.export("vpcId", platform.network.vpc_id)
+pulumi.export("gpuPools", list(platform.gpu_pools.node_pools))

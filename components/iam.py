@@ -1,0 +1,56 @@
+"""IAM documents as Python dicts serialised with json.dumps (no policy-document invokes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+
+def document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(actions: list[str], resources: list[str] | str, condition: dict | None = None) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def service_trust(service: str, account_id: str) -> str:
+    """Trust an AWS service, only on behalf of this account (confused-deputy protection)."""
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
+
+
+def pod_identity_trust(account_id: str) -> str:
+    """EKS Pod Identity: the agent assumes the role and tags the session with the pod's
+    cluster, namespace and service account, which the association pins."""
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
+
+
+def ec2_trust() -> str:
+    """EC2 instances (nodes) assume their node role; instances have no source-account key."""
+    return document(
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    )
+
+
+def document_output(*statements: dict[str, Any]) -> pulumi.Output[str]:
+    """Like document(), for statements holding Outputs (ARNs of resources being created)."""
+    return pulumi.Output.from_input(list(statements)).apply(lambda s: document(*s))

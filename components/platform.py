@@ -1,0 +1,61 @@
+"""The whole platform of one stack: composes the components in dependency order."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster import Cluster, ClusterArgs
+from components.context import AwsContext
+from components.gpu_pools import GpuPools, GpuPoolsArgs
+from components.network import Network, NetworkArgs
+from llmops.settings import StackSettings
+
+
+class Platform(pulumi.ComponentResource):
+    network: Network
+    cluster: Cluster
+    gpu_pools: GpuPools
+
+    def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:platform:Platform", name, None, opts)
+        # Every AWS resource goes through this provider: its default tags are the one place
+        # tags come from (environment, data-classification, owner, cost-center, managed-by).
+        provider = aws.Provider(
+            f"{name}-aws",
+            region=settings.region,
+            default_tags={"tags": settings.default_tags()},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        invoke = pulumi.InvokeOptions(provider=provider)
+        partition = aws.get_partition(opts=invoke)
+        ctx = AwsContext(
+            settings=settings,
+            provider=provider,
+            identity=aws.get_caller_identity(opts=invoke),
+            partition=partition.partition,
+            dns_suffix=partition.dns_suffix,
+        )
+        in_aws = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
+        cluster_name = settings.name_prefix
+
+        self.network = Network(f"{name}-network", NetworkArgs(ctx, cluster_name), in_aws)
+        self.cluster = Cluster(
+            f"{name}-cluster",
+            ClusterArgs(ctx, cluster_name, self.network.vpc_id, self.network.private_subnet_ids),
+            in_aws,
+        )
+        self.gpu_pools = GpuPools(
+            f"{name}-gpu",
+            GpuPoolsArgs(
+                context=ctx,
+                cluster_name=self.cluster.name,
+                cluster_security_group_id=self.cluster.security_group_id,
+                subnet_ids=self.network.private_subnet_ids,
+                ebs_key_arn=self.cluster.ebs_key_arn,
+                k8s_provider=self.cluster.provider,
+                system_nodes=self.cluster.system_nodes,
+            ),
+            in_aws,
+        )
+        self.register_outputs({})

@@ -1,0 +1,125 @@
+"""Monthly cost of a plan: fixed infrastructure, plus GPUs at minimum and at maximum scale.
+
+Read from the recorded plan (not the settings), so any plan.json can be estimated. Prices
+come from llmops/instances.py (source and date there). Excluded, because they depend on
+traffic or are small: data transfer, NAT data processing, log ingestion, S3 requests, LLM API
+calls, EBS volumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmops import instances as prices
+
+MONTH = prices.HOURS_PER_MONTH
+
+
+@dataclass
+class Estimate:
+    lines: list[tuple[str, float]] = field(default_factory=list)  # fixed monthly items
+    gpu_min: float = 0.0
+    gpu_max: float = 0.0
+    gpu_lines: list[tuple[str, int, float]] = field(default_factory=list)  # pool, max GPUs, USD at max
+    unpriced: list[str] = field(default_factory=list)
+
+    @property
+    def fixed(self) -> float:
+        return sum(cost for _, cost in self.lines)
+
+    @property
+    def minimum(self) -> float:
+        return self.fixed + self.gpu_min
+
+    @property
+    def maximum(self) -> float:
+        return self.fixed + self.gpu_max
+
+
+def _count(resources, type_: str, predicate=lambda r: True) -> list[dict]:
+    return [r for r in resources if r["type"] == type_ and predicate(r)]
+
+
+def estimate(plan: dict) -> Estimate:
+    resources = plan["resources"]
+    est = Estimate()
+
+    clusters = _count(resources, "aws:eks/cluster:Cluster")
+    if clusters:
+        est.lines.append(
+            (f"EKS control plane x{len(clusters)}", len(clusters) * prices.EKS_CONTROL_PLANE_PER_HOUR * MONTH)
+        )
+    nats = _count(resources, "aws:ec2/natGateway:NatGateway")
+    if nats:
+        est.lines.append((f"NAT gateways x{len(nats)}", len(nats) * prices.NAT_GATEWAY_PER_HOUR * MONTH))
+    endpoint_azs = sum(
+        len(r["inputs"].get("subnetIds") or [])
+        for r in _count(
+            resources,
+            "aws:ec2/vpcEndpoint:VpcEndpoint",
+            lambda r: r["inputs"].get("vpcEndpointType") == "Interface",
+        )
+    )
+    if endpoint_azs:
+        est.lines.append(
+            (
+                f"Interface endpoints ({endpoint_azs} endpoint-AZs)",
+                endpoint_azs * prices.INTERFACE_ENDPOINT_PER_AZ_HOUR * MONTH,
+            )
+        )
+    keys = _count(resources, "aws:kms/key:Key")
+    if keys:
+        est.lines.append((f"KMS keys x{len(keys)}", len(keys) * prices.KMS_KEY_PER_MONTH))
+
+    for group in _count(resources, "aws:eks/nodeGroup:NodeGroup"):
+        inputs = group["inputs"]
+        size = inputs.get("scalingConfig", {}).get("minSize", 0)
+        type_name = (inputs.get("instanceTypes") or ["?"])[0]
+        instance = prices.INSTANCE_TYPES.get(type_name)
+        if instance is None:
+            est.unpriced.append(f"node group {group['name']} ({type_name})")
+            continue
+        est.lines.append((f"System nodes {size} x {type_name}", size * instance.usd_per_hour * MONTH))
+
+    for pool in _count(resources, "kubernetes:karpenter.sh/v1:NodePool"):
+        spec = pool["inputs"].get("spec", {})
+        max_gpus = int(spec.get("limits", {}).get("nvidia.com/gpu", 0))
+        types = _pool_types(spec)
+        if not types:
+            est.unpriced.append(f"NodePool {pool['inputs'].get('metadata', {}).get('name', pool['name'])}")
+            continue
+        # Worst case: the limit filled with the pool's priciest GPUs, at on-demand prices.
+        per_gpu_hour = max(t.usd_per_hour / t.gpus for t in types)
+        cost = max_gpus * per_gpu_hour * MONTH
+        est.gpu_lines.append((pool["inputs"].get("metadata", {}).get("name", pool["name"]), max_gpus, cost))
+        est.gpu_max += cost
+    # GPU pools scale to zero: at minimum scale no GPU runs (model floors come with models).
+    return est
+
+
+def _pool_types(spec: dict) -> list[prices.InstanceType]:
+    requirements = spec.get("template", {}).get("spec", {}).get("requirements", [])
+    names, families = [], []
+    for req in requirements:
+        if req.get("key") == "node.kubernetes.io/instance-type":
+            names = req.get("values", [])
+        elif req.get("key") == "karpenter.k8s.aws/instance-family":
+            families = req.get("values", [])
+    return prices.types_in_pool(names, families)
+
+
+def render(est: Estimate) -> list[str]:
+    out = ["Estimated monthly cost (USD):"]
+    out += [f"  {label:<44} {cost:>10,.0f}" for label, cost in est.lines]
+    out.append(f"  {'fixed infrastructure':<44} {est.fixed:>10,.0f}")
+    for name, gpus, cost in est.gpu_lines:
+        out.append(
+            f"  GPU pool {name} at its limit ({gpus} GPUs){'':<{max(0, 14 - len(name))}} {cost:>10,.0f}"
+        )
+    out.append(f"  {'total at minimum scale (GPU pools idle)':<44} {est.minimum:>10,.0f}")
+    out.append(f"  {'total at maximum GPU scale':<44} {est.maximum:>10,.0f}")
+    for item in est.unpriced:
+        out.append(f"  not priced: {item}")
+    out.append(f"  prices: {prices.PRICE_SOURCE}, recorded {prices.PRICE_DATE}; on-demand, no spot discount;")
+    out.append("  excludes traffic-driven costs (data transfer, NAT processing, logs, API calls) and EBS")
+    return out

@@ -1,0 +1,176 @@
+"""Realistic computed outputs for the offline engine: what AWS and Kubernetes would return.
+
+Values are deterministic (derived from the resource name) so plans are stable across runs.
+Every invoke the program makes needs an entry in INVOKES; an unknown one fails loudly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+ACCOUNT_ID = "111122223333"
+DEPLOY_ROLE = "llmops-deploy"
+
+
+def _hex(seed: str, length: int = 17) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+def _module_and_kind(type_: str) -> tuple[str, str]:
+    # "aws:ec2/subnet:Subnet" -> ("ec2", "subnet")
+    module_path = type_.split(":")[1]
+    module, _, kind = module_path.partition("/")
+    return module, kind
+
+
+# EC2-style ids by resource kind.
+_ID_PREFIX = {
+    "vpc": "vpc",
+    "subnet": "subnet",
+    "securityGroup": "sg",
+    "defaultSecurityGroup": "sg",
+    "routeTable": "rtb",
+    "natGateway": "nat",
+    "eip": "eipalloc",
+    "internetGateway": "igw",
+    "vpcEndpoint": "vpce",
+    "launchTemplate": "lt",
+    "flowLog": "fl",
+    "routeTableAssociation": "rtbassoc",
+}
+
+
+def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
+    """The (id, outputs) a real provider would return for a new resource."""
+    state = dict(inputs)
+    if not type_.startswith("aws:"):
+        if type_.startswith("kubernetes:") and "metadata" in inputs:
+            meta = {"name": f"{name}-{_hex(name, 8)}", **(inputs.get("metadata") or {})}
+            state["metadata"] = meta
+            return meta["name"], state
+        return f"{name}-id", state
+
+    module, kind = _module_and_kind(type_)
+    physical = inputs.get("name") or f"{name}-{_hex(name, 7)}"
+    arn = f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind.lower()}/{physical}"
+    rid = f"{_ID_PREFIX[kind]}-{_hex(name)}" if kind in _ID_PREFIX else physical
+    state.setdefault("name", physical)
+
+    if module == "iam":
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:{kind.lower()}/{physical}"
+        state["uniqueId"] = "AROA" + _hex(name, 16).upper()
+    elif module == "kms":
+        digits = _hex(name, 32)  # a key id is a UUID
+        rid = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        arn = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{rid}"
+        state["keyId"] = rid
+    elif module == "s3" and kind == "bucket":
+        bucket = inputs.get("bucket") or f"{name}-{_hex(name, 8)}"
+        rid, arn = bucket, f"arn:aws:s3:::{bucket}"
+        state.update(
+            bucket=bucket,
+            bucketDomainName=f"{bucket}.s3.amazonaws.com",
+            bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+        )
+    elif module == "sqs" and kind == "queue":
+        arn = f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{physical}"
+        state["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{physical}"
+        rid = state["url"]
+    elif module == "cloudwatch" and kind == "logGroup":
+        arn = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{physical}"
+    elif module == "eks" and kind == "cluster":
+        cert = "-----BEGIN CERTIFICATE-----\nMIIC-offline-fake\n-----END CERTIFICATE-----\n"
+        state.update(
+            endpoint=f"https://{_hex(name, 32).upper()}.gr7.{region}.eks.amazonaws.com",
+            certificateAuthority={"data": base64.b64encode(cert.encode()).decode()},
+            identities=[
+                {
+                    "oidcs": [
+                        {"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_hex(name, 32).upper()}"}
+                    ]
+                }
+            ],
+            vpcConfig={
+                **(inputs.get("vpcConfig") or {}),
+                "clusterSecurityGroupId": f"sg-{_hex(name + 'sg')}",
+                "vpcId": f"vpc-{_hex(name + 'vpc')}",
+            },
+            status="ACTIVE",
+        )
+        arn = f"arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/{physical}"
+    elif module == "ec2" and kind == "launchTemplate":
+        state["latestVersion"] = 1
+    elif module == "ec2" and kind == "eip":
+        state.update(allocationId=rid, publicIp="198.51.100." + str(int(_hex(name, 2), 16) % 250 + 1))
+    elif module == "rds" and kind == "instance":
+        host = f"{physical}.{_hex(name, 12)}.{region}.rds.amazonaws.com"
+        state.update(address=host, endpoint=f"{host}:5432", port=5432)
+    elif module == "lambda" and kind == "function":
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{physical}"
+        state["invokeArn"] = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
+    elif module == "sns" and kind == "topic":
+        arn = f"arn:aws:sns:{region}:{ACCOUNT_ID}:{physical}"
+        rid = arn
+    elif module == "dynamodb" and kind == "table":
+        arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{physical}"
+    elif module == "secretsmanager" and kind == "secret":
+        arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{physical}-{_hex(name, 6)}"
+        rid = arn
+    state.setdefault("arn", arn)
+    state.setdefault("id", rid)
+    return rid, state
+
+
+def _caller_identity(args: dict, region: str) -> dict:
+    return {
+        "accountId": ACCOUNT_ID,
+        "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{DEPLOY_ROLE}/pulumi",
+        "userId": f"AROA{_hex('deploy', 16).upper()}:pulumi",
+        "id": ACCOUNT_ID,
+    }
+
+
+def _session_context(args: dict, region: str) -> dict:
+    return {
+        "arn": args["arn"],
+        "issuerArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{DEPLOY_ROLE}",
+        "issuerId": f"AROA{_hex('deploy', 16).upper()}",
+        "issuerName": DEPLOY_ROLE,
+        "sessionName": "pulumi",
+        "id": args["arn"],
+    }
+
+
+def _partition(args: dict, region: str) -> dict:
+    return {
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "reverseDnsPrefix": "com.amazonaws",
+        "id": "aws",
+    }
+
+
+def _availability_zones(args: dict, region: str) -> dict:
+    letters = "abc"
+    return {
+        "names": [f"{region}{x}" for x in letters],
+        "zoneIds": [f"{region[:3]}{region.split('-')[-1]}-az{i + 1}" for i in range(len(letters))],
+        "groupNames": [region],
+        "state": args.get("state", "available"),
+        "id": region,
+    }
+
+
+def _region(args: dict, region: str) -> dict:
+    return {"name": region, "region": region, "endpoint": f"ec2.{region}.amazonaws.com", "id": region}
+
+
+INVOKES = {
+    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+    "aws:iam/getSessionContext:getSessionContext": _session_context,
+    "aws:index/getPartition:getPartition": _partition,
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:index/getRegion:getRegion": _region,
+}

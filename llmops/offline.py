@@ -1,0 +1,125 @@
+"""The offline engine: run `__main__.py` under Pulumi's mocks and record what it declares.
+
+No Pulumi CLI, no cloud: Pulumi's own mock runtime stands in for the engine, `llmops.fakes`
+for the providers. Each resource is recorded as {type, name, parent, inputs}; secret inputs
+are masked, so a recorded plan never holds a secret value.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from llmops import PROJECT_DIR, fakes
+from llmops.errors import LlmopsError
+
+SECRET_MASK = "[secret]"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker of a secret value
+_lock = threading.Lock()  # the Pulumi runtime is process-global: one program at a time
+
+
+@dataclass
+class RecordedPlan:
+    stack: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    invokes: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["type"] == type_]
+
+    def named(self, name: str) -> dict[str, Any]:
+        matches = [r for r in self.resources if r["name"] == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": self.resources,
+            "invokes": self.invokes,
+            "outputs": self.outputs,
+        }
+
+
+def clean(value: Any) -> Any:
+    """Secrets masked; whole numbers back to ints (the wire format carries every number as a float)."""
+    if isinstance(value, dict):
+        if value.get("4dabf18193072939515e22adb298388d") == _SECRET_SIG:
+            return SECRET_MASK
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, plan: RecordedPlan, region: str, parents: dict[tuple[str, str], str | None]):
+        self.plan, self.region, self.parents = plan, region, parents
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        rid, state = fakes.resource_state(args.typ, args.name, args.inputs, self.region)
+        self.plan.resources.append(
+            {
+                "type": args.typ,
+                "name": args.name,
+                "parent": self.parents.get((args.typ, args.name)),
+                "inputs": clean(args.inputs),
+            }
+        )
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        fake = fakes.INVOKES.get(args.token)
+        if fake is None:
+            raise LlmopsError(f"the program calls {args.token}, which has no fake in llmops/fakes.py INVOKES")
+        self.plan.invokes.append({"token": args.token, "args": clean(args.args)})
+        return fake(args.args, self.region)
+
+
+def _config_map(config: dict[str, Any]) -> dict[str, str]:
+    """Pulumi hands config to programs as strings; structured values as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan:
+    """Run the project's `__main__.py` under mocks with the given config; return what it declared."""
+    plan = RecordedPlan(stack=stack)
+    parents: dict[tuple[str, str], str | None] = {}
+
+    def record_parent(args: pulumi.ResourceTransformationArgs):
+        parent = args.opts.parent if args.opts else None
+        parents[(args.type_, args.name)] = getattr(parent, "_name", None)
+        return None
+
+    with _lock:
+        pulumi_mocks.set_mocks(_Mocks(plan, region, parents), project="llmops", stack=stack, preview=False)
+        pulumi.runtime.register_stack_transformation(record_parent)
+        pulumi.runtime.set_all_config(_config_map(config))
+        if str(PROJECT_DIR) not in sys.path:
+            sys.path.insert(0, str(PROJECT_DIR))
+        program = str(PROJECT_DIR / "__main__.py")
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        root = pulumi.runtime.settings.get_root_resource()
+        plan.outputs = {k: _resolve(v) for k, v in (root.outputs if root else {}).items()}
+    return plan
+
+
+def _resolve(value: Any) -> Any:
+    """An export's value, or the mask if it is secret."""
+    output = pulumi.Output.from_input(value)
+    if _sync_await(output.is_secret()):
+        return SECRET_MASK
+    return _sync_await(output.future())

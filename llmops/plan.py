@@ -1,0 +1,167 @@
+"""`llmops plan STACK`: the offline plan of a stack.
+
+Prints what the program declares (per component and type), what is exposed publicly and the
+monthly cost estimate; writes build/STACK/plan.json and every Kubernetes object as YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from llmops import PROJECT_DIR, estimate
+from llmops.errors import EXIT_OK, LlmopsError
+from llmops.offline import RecordedPlan, run_program
+from llmops.settings import StackSettings, from_config, read_stack_file
+
+STACKS_DIR = PROJECT_DIR / "stacks"
+# Pulumi resources in the kubernetes package that are not Kubernetes objects.
+NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    settings: StackSettings
+    plan: RecordedPlan
+    out_dir: Path
+    estimate: estimate.Estimate
+
+
+def resolve_stack(stack: str) -> tuple[str, Path]:
+    """A stack name in stacks/ or a path to a stack file -> (stack name, file)."""
+    path = Path(stack)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise LlmopsError(f"{stack}: no such stack file")
+        name = path.stem.removeprefix("Pulumi.")
+        return name, path
+    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+        raise LlmopsError(f"no stack {stack!r}: choose one of {', '.join(known)} or give a stack file path")
+    return stack, path
+
+
+def run(stack: str, build_dir: Path) -> PlanResult:
+    name, path = resolve_stack(stack)
+    config = read_stack_file(path)
+    settings = from_config(config, source=str(path))  # exit 2 with every problem, before any resource
+    plan = run_program(name, config, settings.region)
+    out_dir = build_dir / name
+    write_outputs(plan, out_dir)
+    return PlanResult(name, settings, plan, out_dir, estimate.estimate(plan.to_dict()))
+
+
+def manifests(plan: RecordedPlan) -> list[dict]:
+    """Every Kubernetes object the program declares, as it would be applied."""
+    return [
+        r["inputs"]
+        for r in plan.resources
+        if r["type"].startswith("kubernetes:") and not r["type"].startswith(NOT_MANIFESTS)
+    ]
+
+
+def manifest_filename(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace", "cluster")
+    return f"{obj['kind']}-{namespace}-{meta.get('name', 'unnamed')}.yaml".lower()
+
+
+def write_outputs(plan: RecordedPlan, out_dir: Path) -> None:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # stale manifests of removed objects must not linger
+    (out_dir / "manifests").mkdir(parents=True)
+    (out_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n")
+    for obj in manifests(plan):
+        (out_dir / "manifests" / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+
+
+def component_of(resource: dict, by_name: dict[str, dict]) -> str:
+    """The platform component (a direct child of the Platform) a resource belongs to."""
+    current = resource
+    while current.get("parent") in by_name:
+        parent = by_name[current["parent"]]
+        if parent["type"] == "llmops:platform:Platform":
+            return current["name"].removeprefix(parent["name"] + "-")
+        current = parent
+    return "platform"
+
+
+def exposure(plan: RecordedPlan) -> list[str]:
+    """Everything reachable from, or addressed to, the internet."""
+    found = []
+    for r in plan.resources:
+        inputs, type_ = r["inputs"], r["type"]
+        if type_ == "aws:eks/cluster:Cluster" and inputs.get("vpcConfig", {}).get("endpointPublicAccess"):
+            cidrs = ", ".join(inputs["vpcConfig"].get("publicAccessCidrs") or ["0.0.0.0/0"])
+            found.append(f"EKS API endpoint {inputs.get('name')}: public, from {cidrs}")
+        elif type_ == "aws:ec2/natGateway:NatGateway":
+            found.append(f"NAT gateway {r['name']}: public IP, outbound only")
+        elif type_ == "aws:lb/loadBalancer:LoadBalancer" and not inputs.get("internal"):
+            found.append(f"load balancer {r['name']}: internet-facing")
+        elif type_ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer":
+            scheme = (inputs.get("metadata", {}).get("annotations") or {}).get(
+                "service.beta.kubernetes.io/aws-load-balancer-scheme", "internet-facing"
+            )
+            if scheme != "internal":
+                found.append(f"Service {inputs['metadata'].get('name')}: internet-facing load balancer")
+        elif type_ == "aws:ec2/securityGroup:SecurityGroup":
+            for rule in inputs.get("ingress") or []:
+                if "0.0.0.0/0" in (rule.get("cidrBlocks") or []):
+                    found.append(
+                        f"security group {r['name']}: ingress from 0.0.0.0/0 on port {rule.get('fromPort')}"
+                    )
+    return found
+
+
+def summary(result: PlanResult) -> list[str]:
+    plan, settings = result.plan, result.settings
+    by_name = {r["name"]: r for r in plan.resources if r["type"].startswith("llmops:")}
+    groups: dict[str, Counter] = defaultdict(Counter)
+    for r in plan.resources:
+        if not r["type"].startswith("llmops:"):
+            groups[component_of(r, by_name)][r["type"]] += 1
+    out = [
+        f"Stack {result.stack}: {settings.region}, data classification {settings.data_classification}, "
+        f"{len(plan.resources)} resources",
+        "",
+    ]
+    for component in sorted(groups):
+        out.append(f"{component} ({sum(groups[component].values())})")
+        out += [f"  {count:>3}  {type_}" for type_, count in sorted(groups[component].items())]
+    out += ["", "Exposed to the internet:"]
+    out += [f"  {line}" for line in exposure(plan)] or ["  nothing"]
+    out += [
+        "",
+        *estimate.render(result.estimate),
+        "",
+        f"Wrote {result.out_dir}/plan.json and "
+        f"{len(manifests(plan))} manifests under {result.out_dir}/manifests/",
+    ]
+    return out
+
+
+def _cmd(args) -> int:
+    result = run(args.stack, Path(args.build_dir))
+    print("\n".join(summary(result)))
+    return EXIT_OK
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="offline plan of a stack: resources, exposure, cost; writes build/STACK/",
+        description=__doc__,
+    )
+    parser.add_argument("stack", help="stack name in stacks/ (dev, staging, prod) or path to a stack file")
+    parser.add_argument("--build-dir", default="build", help="where STACK/ is written (default: build)")
+    parser.set_defaults(func=_cmd)
+
+
+__all__ = ["PlanResult", "add_parser", "from_config", "manifests", "run"]
