@@ -6,7 +6,7 @@ CHECKOV   := .venv-checkov/bin/checkov
 STACK     ?= dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv plan test lint bench clean
+.PHONY: venv plan test lint bench docs clean
 
 $(BIN)/llmops: requirements.txt requirements-test.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(BIN)/llmops
 
 bench: $(BIN)/llmops
 	$(BIN)/python bench/plan.py
+
+docs: $(BIN)/llmops  ## regenerate the README's settings table from the models
+	$(BIN)/python -m llmops.settings.reference --write README.md
 
 clean:
 	rm -rf build .pytest_cache

@@ -114,6 +114,9 @@ def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan
         _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
         root = pulumi.runtime.settings.get_root_resource()
         plan.outputs = {k: _resolve(v) for k, v in (root.outputs if root else {}).items()}
+    # Registration order depends on asyncio scheduling; sorted, plans diff cleanly between runs.
+    plan.resources.sort(key=lambda r: (r["name"], r["type"]))
+    plan.invokes.sort(key=lambda i: json.dumps(i, sort_keys=True))
     return plan
 
 

@@ -2,7 +2,9 @@
 
 Bump deliberately, one row at a time, after reading the upstream release notes. Add-on
 versions are per Kubernetes minor version (`aws eks describe-addon-versions
---kubernetes-version X.Y --addon-name NAME`).
+--kubernetes-version X.Y --addon-name NAME`). The 1.34 row was checked against the EKS
+CoreDNS/kube-proxy add-on pages and awslabs/cdk-eks-blueprints' per-version tables (2025-11);
+re-check with the command above before a first real deploy.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from dataclasses import dataclass
 # EKS add-on versions, by Kubernetes minor version.
 EKS_ADDONS: dict[str, dict[str, str]] = {
     "1.34": {
-        "vpc-cni": "v1.20.4-eksbuild.1",
-        "coredns": "v1.12.3-eksbuild.1",
+        "vpc-cni": "v1.20.4-eksbuild.2",
+        "coredns": "v1.12.4-eksbuild.1",
         "kube-proxy": "v1.34.0-eksbuild.2",
-        "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
-        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.2",
+        "aws-ebs-csi-driver": "v1.56.0-eksbuild.1",
     },
 }
 SUPPORTED_KUBERNETES_VERSIONS = sorted(EKS_ADDONS)
@@ -41,5 +43,5 @@ NVIDIA_DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.4", "https://nvidia.g
 # for GPU instance types. Pinned, never @latest, so nodes change only when this line does.
 GPU_NODE_AMI_ALIASES = {
     "Bottlerocket": "bottlerocket@v1.49.0",
-    "AL2023": "al2023@v20251103",
+    "AL2023": "al2023@v20251112",
 }

@@ -37,8 +37,11 @@ class StackSettings(Settings):
     tags: dict[str, str] = Field(default_factory=dict)
     """Extra tags added to every resource through the provider's default tags."""
     network: NetworkSettings = NetworkSettings()
+    """The VPC: CIDR, AZs, NAT, endpoints, flow logs."""
     cluster: ClusterSettings = ClusterSettings()
+    """The EKS cluster: version, endpoint access, admins, system nodes."""
     gpu_nodes: GpuNodeSettings = GpuNodeSettings()
+    """OS and volumes of the GPU nodes Karpenter launches (shared by every pool)."""
     gpu_pools: list[GpuPool] = Field(default_factory=list)
     """GPU node pools, keyed by name. Each becomes a Karpenter NodePool that scales to zero."""
 

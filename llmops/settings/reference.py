@@ -1,0 +1,86 @@
+"""The settings reference table of the README, generated from the models' docstrings.
+
+`python -m llmops.settings.reference` prints it, `... --write README.md` replaces the table
+between the markers; a test keeps the README in step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from llmops.settings.stack import StackSettings
+
+BEGIN, END = "<!-- settings-reference:begin -->", "<!-- settings-reference:end -->"
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _type_name(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " \\| ".join(str(a) for a in typing.get_args(annotation))
+    if origin in (list, dict):
+        return f"{origin.__name__} of " + ", ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation) if a is not type(None))
+    model = _model_of(annotation)
+    if model:
+        return "object"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    value = field.default_factory() if field.default_factory else field.default
+    if isinstance(value, BaseModel):
+        return "see below"
+    return "`" + json.dumps(value) + "`"
+
+
+def rows(model: type[BaseModel], prefix: str) -> list[str]:
+    out, nested = [], []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        path = "aws:region" if name == "region" and model is StackSettings else f"{prefix}{key}"
+        doc = " ".join((field.description or "").split())
+        out.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {doc} |")
+        sub = _model_of(field.annotation)
+        if sub:
+            item = "[]" if typing.get_origin(field.annotation) is list else ""
+            nested.append((sub, f"{path}{item}."))
+    for sub, sub_prefix in nested:
+        out += rows(sub, sub_prefix)
+    return out
+
+
+def table() -> str:
+    header = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join([BEGIN, *header, *rows(StackSettings, "llmops:"), END])
+
+
+def write_into(path: Path) -> None:
+    text = path.read_text()
+    begin, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:begin] + table() + text[end:])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--write"]:
+        write_into(Path(sys.argv[2]))
+    else:
+        print(table())

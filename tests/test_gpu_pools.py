@@ -1,0 +1,145 @@
+"""GPU pools: Karpenter wiring, the node class, and one tainted, capped NodePool per pool."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import inputs_of, only
+
+from components.gpu_pools import INTERRUPTION_EVENTS
+from llmops import versions
+
+
+def test_karpenter_chart_is_pinned_and_wired_to_its_queue(plans):
+    for name, result in plans.items():
+        charts = {c["chart"]: c for c in inputs_of(result, "kubernetes:helm.sh/v4:Chart")}
+        karpenter = charts[versions.KARPENTER.ref]
+        assert karpenter["version"] == versions.KARPENTER.version, name
+        queue = only(result, "aws:sqs/queue:Queue")
+        # The queue is auto-named by Pulumi; Karpenter gets that physical name.
+        assert karpenter["values"]["settings"]["interruptionQueue"].startswith(
+            f"llmops-{name}-gpu-interruptions-"
+        )
+        assert karpenter["values"]["settings"]["clusterName"] == f"llmops-{name}"
+        assert queue["kmsMasterKeyId"].startswith("arn:aws:kms:")
+
+
+def test_interruption_events_target_the_queue(plans):
+    result = plans["prod"]
+    queue_arn = result.plan.of_type("aws:sqs/queue:Queue")[0]["inputs"]
+    rules = inputs_of(result, "aws:cloudwatch/eventRule:EventRule")
+    assert sorted(json.loads(r["eventPattern"])["detail-type"][0] for r in rules) == sorted(
+        p["detail-type"][0] for p in INTERRUPTION_EVENTS.values()
+    )
+    targets = inputs_of(result, "aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == len(rules) and all(t["arn"].startswith("arn:aws:sqs:") for t in targets)
+    assert queue_arn["messageRetentionSeconds"] == 300
+
+
+def test_controller_uses_pod_identity_and_a_scoped_policy(plans):
+    result = plans["prod"]
+    (association,) = inputs_of(result, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert (association["namespace"], association["serviceAccount"]) == ("kube-system", "karpenter")
+    policy = json.loads(result.plan.named("llmops-prod-gpu-controller-policy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    terminate = by_sid["AllowScopedDeletion"]
+    assert terminate["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/kubernetes.io/cluster/llmops-prod": "owned"
+    }
+    assert by_sid["AllowPassingInstanceRole"]["Resource"].startswith("arn:aws:iam::111122223333:role/")
+    wildcard = [s["Sid"] for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s]
+    assert wildcard == ["AllowPricingReadActions", "AllowInstanceProfileReadActions"]
+
+
+def test_node_class_is_imdsv2_only_with_encrypted_volumes_and_tags(plans):
+    for name, result in plans.items():
+        (node_class,) = inputs_of(result, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+        spec = node_class["spec"]
+        assert spec["metadataOptions"]["httpTokens"] == "required", name
+        assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1, name
+        assert all(
+            d["ebs"]["encrypted"] and d["ebs"]["kmsKeyID"].startswith("arn:aws:kms:")
+            for d in spec["blockDeviceMappings"]
+        )
+        family = result.settings.gpu_nodes.ami_family
+        assert spec["amiSelectorTerms"] == [{"alias": versions.GPU_NODE_AMI_ALIASES[family]}]
+        assert "latest" not in spec["amiSelectorTerms"][0]["alias"]
+        assert spec["tags"]["data-classification"] == result.settings.data_classification
+
+
+def test_one_node_pool_per_configured_pool(plans):
+    for name, result in plans.items():
+        pools = {
+            p["metadata"]["name"]: p["spec"] for p in inputs_of(result, "kubernetes:karpenter.sh/v1:NodePool")
+        }
+        assert sorted(pools) == sorted(p.name for p in result.settings.gpu_pools), name
+        for pool in result.settings.gpu_pools:
+            spec = pools[pool.name]
+            assert spec["limits"] == {"nvidia.com/gpu": pool.max_gpus}
+            template = spec["template"]
+            assert template["spec"]["taints"] == [
+                {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+            ]
+            assert template["metadata"]["labels"]["llmops.io/gpu-pool"] == pool.name
+            requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+            assert requirements["karpenter.sh/capacity-type"] == pool.capacity_types
+            shape = (
+                requirements.get("node.kubernetes.io/instance-type")
+                or requirements["karpenter.k8s.aws/instance-family"]
+            )
+            assert shape == (pool.instance_types or pool.instance_families)
+            assert spec["disruption"]["consolidationPolicy"] == pool.consolidation
+
+
+def test_prod_mixes_on_demand_and_spot_and_dev_is_spot_only(plans):
+    capacity = {
+        name: {c for p in r.settings.gpu_pools for c in p.capacity_types} for name, r in plans.items()
+    }
+    assert capacity["dev"] == {"spot"}
+    assert capacity["prod"] == {"spot", "on-demand"}
+    assert capacity["staging"] == {"spot", "on-demand"}
+
+
+def test_device_plugin_only_where_the_os_lacks_it(plans):
+    for name, result in plans.items():
+        charts = [c["chart"] for c in inputs_of(result, "kubernetes:helm.sh/v4:Chart")]
+        wanted = result.settings.gpu_nodes.ami_family == "AL2023"
+        assert ("nvidia-device-plugin" in charts) is wanted, name
+    plugin = next(
+        c
+        for c in inputs_of(plans["dev"], "kubernetes:helm.sh/v4:Chart")
+        if c["chart"] == "nvidia-device-plugin"
+    )
+    assert plugin["version"] == versions.NVIDIA_DEVICE_PLUGIN.version
+    assert plugin["repositoryOpts"]["repo"] == versions.NVIDIA_DEVICE_PLUGIN.repo
+
+
+def test_reserved_capacity_gets_its_own_node_class(tmp_path, stack_plan):
+    result = stack_plan(
+        tmp_path,
+        "reserved",
+        """\
+config:
+  aws:region: us-east-1
+  llmops:environment: reserved
+  llmops:dataClassification: internal
+  llmops:gpuPools:
+    - name: h100
+      instanceTypes: [p5.48xlarge]
+      capacityTypes: [reserved, on-demand]
+      capacityReservationIds: [cr-0abc]
+      maxGpus: 8
+    - {name: l4, instanceFamilies: [g6], capacityTypes: [spot], maxGpus: 2}
+""",
+    )
+    classes = {
+        c["metadata"]["name"]: c["spec"]
+        for c in inputs_of(result, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    }
+    assert classes["gpu-h100"]["capacityReservationSelectorTerms"] == [{"id": "cr-0abc"}]
+    assert "capacityReservationSelectorTerms" not in classes["gpu"]
+    pools = {
+        p["metadata"]["name"]: p["spec"] for p in inputs_of(result, "kubernetes:karpenter.sh/v1:NodePool")
+    }
+    assert pools["h100"]["template"]["spec"]["nodeClassRef"]["name"] == "gpu-h100"
+    assert pools["l4"]["template"]["spec"]["nodeClassRef"]["name"] == "gpu"

@@ -1,0 +1,114 @@
+"""`llmops plan`: what it writes, what it prints, and the engine under it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from llmops import fakes
+from llmops.offline import run_program
+from llmops.plan import exposure, manifests, summary
+from llmops.settings import read_stack_file
+
+
+def test_plan_json_holds_the_foundation_of_every_stack(plans):
+    for name, result in plans.items():
+        doc = json.loads((result.out_dir / "plan.json").read_text())
+        assert doc["stack"] == name
+        types = [r["type"] for r in doc["resources"]]
+        assert set(doc["resources"][0]) == {"type", "name", "parent", "inputs"}
+        assert types.count("aws:eks/cluster:Cluster") == 1
+        assert types.count("aws:eks/addon:Addon") == 5
+        assert types.count("aws:eks/nodeGroup:NodeGroup") == 1
+        assert types.count("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass") >= 1
+        assert types.count("kubernetes:karpenter.sh/v1:NodePool") == len(result.settings.gpu_pools)
+        karpenter = [
+            r
+            for r in doc["resources"]
+            if r["type"] == "kubernetes:helm.sh/v4:Chart" and "karpenter" in r["name"]
+        ]
+        assert len(karpenter) == 1
+
+
+def test_every_resource_but_the_platform_has_a_recorded_parent(plans):
+    resources = plans["prod"].plan.resources
+    names = {r["name"] for r in resources}
+    orphans = [r["name"] for r in resources if r["parent"] is None]
+    assert orphans == ["llmops-prod"]
+    assert all(r["parent"] in names for r in resources if r["parent"])
+    vpc = plans["prod"].plan.named("llmops-prod-network-vpc")
+    assert vpc["parent"] == "llmops-prod-network"
+
+
+def test_manifests_are_written_one_file_per_object(plans):
+    for result in plans.values():
+        files = sorted((result.out_dir / "manifests").glob("*.yaml"))
+        objects = manifests(result.plan)
+        assert len(files) == len(objects) > 0
+        for path in files:
+            obj = yaml.safe_load(path.read_text())
+            assert {"apiVersion", "kind", "metadata"} <= set(obj), path
+
+
+def test_summary_names_components_exposure_and_cost_source(plans):
+    text = "\n".join(summary(plans["dev"]))
+    for expected in (
+        "network (",
+        "cluster (",
+        "gpu (",
+        "Exposed to the internet:",
+        "EKS API endpoint llmops-dev: public, from 203.0.113.0/24",
+        "total at minimum scale",
+        "total at maximum GPU scale",
+        "recorded 2025-11",
+    ):
+        assert expected in text
+
+
+def test_prod_exposes_nothing_but_nat_egress(plans):
+    assert all(line.startswith("NAT gateway") for line in exposure(plans["prod"].plan))
+
+
+def test_cost_estimate_scales_from_idle_to_the_gpu_limits(plans):
+    prod, dev = plans["prod"].estimate, plans["dev"].estimate
+    assert prod.minimum == prod.fixed  # every GPU pool scales to zero
+    # prod's ceiling: 16 L40S at g6e.48xlarge's per-GPU price, 8 H100, 8 L4 at g6.48xlarge's.
+    expected_gpu = (16 * 30.13118 / 8 + 8 * 55.04 / 8 + 8 * 13.3504 / 8) * 730
+    assert prod.gpu_max == pytest.approx(expected_gpu)
+    assert dict(dev.lines)["NAT gateways x1"] == pytest.approx(0.045 * 730)
+    assert dev.maximum < prod.maximum
+
+
+def test_recorded_plans_are_deterministic():
+    config = read_stack_file(__import__("llmops").PROJECT_DIR / "stacks" / "Pulumi.dev.yaml")
+    first = run_program("dev", config, "eu-west-1").to_dict()
+    second = run_program("dev", config, "eu-west-1").to_dict()
+    assert first == second
+
+
+def test_plan_never_writes_a_secret(plans):
+    for result in plans.values():
+        text = (result.out_dir / "plan.json").read_text()
+        assert "certificate-authority-data" not in text
+        assert "[secret]" in text
+
+
+def test_every_invoke_the_program_makes_has_a_fake(plans):
+    tokens = {i["token"] for r in plans.values() for i in r.plan.invokes}
+    assert tokens <= set(fakes.INVOKES)
+    assert "aws:index/getCallerIdentity:getCallerIdentity" in tokens
+
+
+def test_make_plan_path_prints_summary_and_exits_0(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmops", "plan", "prod", "--build-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Stack prod: me-central-1, data classification regulated")
+    assert (tmp_path / "prod" / "plan.json").is_file()
