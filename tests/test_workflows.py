@@ -1,0 +1,48 @@
+"""GitHub workflows: valid against the workflow schema and free of zizmor findings (offline)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmops import PROJECT_DIR
+
+WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def run(tool: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
+
+
+def test_workflows_exist():
+    assert {p.name for p in WORKFLOWS} == {"checks.yml", "preview.yml", "deploy.yml"}
+
+
+def test_workflows_match_the_schema():
+    proc = run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_have_no_zizmor_findings():
+    proc = run("zizmor", "--offline", "--no-progress", *WORKFLOWS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("tool", "mutate"),
+    [
+        ("check-jsonschema", lambda text: text.replace("runs-on:", "runs_on:")),
+        ("zizmor", lambda text: text.replace('pulumi login "$PULUMI_BACKEND_URL"', "pulumi login ${{ github.head_ref }}")),
+    ],
+)
+def test_checks_catch_a_broken_workflow(tmp_path, tool, mutate):
+    broken = tmp_path / "preview.yml"
+    shutil.copy(PROJECT_DIR / ".github" / "workflows" / "preview.yml", broken)
+    broken.write_text(mutate(broken.read_text()))
+    args = ["--builtin-schema", "vendor.github-workflows", broken] if tool == "check-jsonschema" else ["--offline", broken]
+    assert run(tool, *args).returncode != 0
