@@ -53,24 +53,15 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-ebs-key", "EBS volumes of nodes and PVCs", self, grant_users=[autoscaling]
         ).arn
 
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=iam.document(
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "eks.amazonaws.com"},
-                    "Action": ["sts:AssumeRole", "sts:TagSession"],
-                    "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
-                }
-            ),
-            opts=child,
+        eks_trust = iam.document(
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
+            }
         )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-role-eks",
-            role=role.name,
-            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/AmazonEKSClusterPolicy",
-            opts=child,
-        )
+        role = iam.role(f"{name}-role", eks_trust, ["AmazonEKSClusterPolicy"], ctx.partition, self)
         secrets_use = aws.iam.RolePolicy(
             f"{name}-role-secrets-key",
             role=role.id,
@@ -189,16 +180,12 @@ class Cluster(pulumi.ComponentResource):
     def _ebs_csi_role(self) -> aws.iam.Role:
         ctx = self._ctx
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
+        role = iam.role(
             f"{self._name}-ebs-csi-role",
-            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-ebs-csi-policy",
-            role=role.name,
-            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
-            opts=child,
+            iam.pod_identity_trust(ctx.account_id),
+            ["service-role/AmazonEBSCSIDriverPolicy"],
+            ctx.partition,
+            self,
         )
         # Encrypting PVCs with our key: the driver creates grants for the EC2 attachment.
         aws.iam.RolePolicy(
@@ -228,18 +215,9 @@ class Cluster(pulumi.ComponentResource):
     def _system_nodes(self, cluster, subnet_ids, depends_on) -> aws.eks.NodeGroup:
         ctx, nodes = self._ctx, self._ctx.settings.cluster.system_nodes
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{self._name}-system-node-role", assume_role_policy=iam.ec2_trust(), opts=child)
-        for policy in (
-            "AmazonEKSWorkerNodePolicy",
-            "AmazonEKS_CNI_Policy",
-            "AmazonEC2ContainerRegistryPullOnly",
-        ):
-            aws.iam.RolePolicyAttachment(
-                f"{self._name}-system-node-{policy}",
-                role=role.name,
-                policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{policy}",
-                opts=child,
-            )
+        role = iam.role(
+            f"{self._name}-system-node-role", iam.ec2_trust(), iam.NODE_MANAGED_POLICIES, ctx.partition, self
+        )
         template = aws.ec2.LaunchTemplate(
             f"{self._name}-system-node-lt",
             # IMDSv2 only, one hop: pods cannot reach the node's credentials (they use Pod Identity).

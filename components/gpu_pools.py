@@ -109,19 +109,10 @@ class GpuPools(pulumi.ComponentResource):
         self.register_outputs({"node_role_arn": self.node_role_arn, "node_pools": list(self.node_pools)})
 
     def _node_role(self) -> aws.iam.Role:
-        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{self._name}-node-role", assume_role_policy=iam.ec2_trust(), opts=child)
-        for policy in (
-            "AmazonEKSWorkerNodePolicy",
-            "AmazonEKS_CNI_Policy",
-            "AmazonEC2ContainerRegistryPullOnly",
-        ):
-            aws.iam.RolePolicyAttachment(
-                f"{self._name}-node-{policy}",
-                role=role.name,
-                policy_arn=f"arn:{ctx.partition}:iam::aws:policy/{policy}",
-                opts=child,
-            )
+        child = pulumi.ResourceOptions(parent=self)
+        role = iam.role(
+            f"{self._name}-node-role", iam.ec2_trust(), iam.NODE_MANAGED_POLICIES, self._ctx.partition, self
+        )
         # Nodes join the cluster through an access entry (no aws-auth ConfigMap).
         aws.eks.AccessEntry(
             f"{self._name}-node-access",

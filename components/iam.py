@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 def document(*statements: dict[str, Any]) -> str:
@@ -54,3 +55,27 @@ def ec2_trust() -> str:
 def document_output(*statements: dict[str, Any]) -> pulumi.Output[str]:
     """Like document(), for statements holding Outputs (ARNs of resources being created)."""
     return pulumi.Output.from_input(list(statements)).apply(lambda s: document(*s))
+
+
+# What every EKS node needs: join the cluster, run the VPC CNI, pull images from ECR.
+NODE_MANAGED_POLICIES = [
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+]
+
+
+def role(
+    name: str, trust: str, managed_policies: list[str], partition: str, parent: pulumi.Resource
+) -> aws.iam.Role:
+    """A role with AWS-managed policies attached (names relative to arn:...:policy/)."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    created = aws.iam.Role(name, assume_role_policy=trust, opts=opts)
+    for policy in managed_policies:
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{policy.rsplit('/', 1)[-1]}",
+            role=created.name,
+            policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
+            opts=opts,
+        )
+    return created
