@@ -56,7 +56,8 @@ DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-e
 PROMETHEUS = Chart("prometheus", "27.28.0", "https://prometheus-community.github.io/helm-charts")
 # The CloudWatch observability add-on (Container Insights); Pod Identity needs >= v3.1.0.
 CLOUDWATCH_OBSERVABILITY_ADDON = "v4.6.0-eksbuild.1"
-QDRANT_IMAGE = "qdrant/qdrant:v1.15.5"
+# The -unprivileged variant runs without root (the default image runs as root).
+QDRANT_IMAGE = "qdrant/qdrant:v1.15.5-unprivileged"
 # The snapshot CronJob: a stdlib-only Python step asks Qdrant for snapshots, the AWS CLI uploads.
 SNAPSHOT_PYTHON_IMAGE = "python:3.13.9-slim"
 AWS_CLI_IMAGE = "amazon/aws-cli:2.31.30"
