@@ -4,7 +4,8 @@ Standard library only: it runs on a plain pinned Python image, and the AWS CLI c
 the same pod uploads the directory. In a distributed cluster each node snapshots the shards it
 holds, so every peer is asked. Snapshots are deleted from the node once downloaded.
 
-Environment: QDRANT_PEERS (comma-separated base URLs), QDRANT_API_KEY, OUT_DIR.
+Environment: QDRANT_PEERS (comma-separated base URLs), QDRANT_API_KEY_FILE (a mounted
+Secret key), OUT_DIR.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def snapshot_peer(base: str, api_key: str, out: Path) -> list[Path]:
 
 def main() -> int:
     peers = [p.strip().rstrip("/") for p in os.environ["QDRANT_PEERS"].split(",") if p.strip()]
-    api_key = os.environ["QDRANT_API_KEY"]
+    api_key = Path(os.environ["QDRANT_API_KEY_FILE"]).read_text().strip()
     stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
     out = Path(os.environ.get("OUT_DIR", "/work")) / stamp
     total = 0

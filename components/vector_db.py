@@ -85,7 +85,14 @@ class VectorDb(pulumi.ComponentResource):
             f"{name}-api-key-k8s",
             metadata={"name": API_KEY_SECRET, "namespace": NS, "labels": self._labels},
             type="Opaque",
-            string_data={"api-key": pulumi.Output.secret(password.result)},
+            # Files, not environment variables: Qdrant reads config/local.yaml on top of its
+            # defaults; clients and the snapshot job read api-key.
+            string_data={
+                "api-key": pulumi.Output.secret(password.result),
+                "local.yaml": pulumi.Output.secret(password.result).apply(
+                    lambda key: f"service:\n  api_key: {key}\n"
+                ),
+            },
             opts=self._k8s,
         )
 
@@ -125,10 +132,6 @@ class VectorDb(pulumi.ComponentResource):
     def _statefulset(self, cfg) -> None:
         memory = f"{cfg.memory_gib}Gi"
         env = [
-            {
-                "name": "QDRANT__SERVICE__API_KEY",
-                "valueFrom": {"secretKeyRef": {"name": API_KEY_SECRET, "key": "api-key"}},
-            },
             {"name": "QDRANT__SERVICE__HTTP_PORT", "value": str(HTTP)},
             {"name": "QDRANT__SERVICE__GRPC_PORT", "value": str(GRPC)},
             {"name": "QDRANT__CLUSTER__ENABLED", "value": "true"},
@@ -167,6 +170,12 @@ class VectorDb(pulumi.ComponentResource):
                 {"name": "storage", "mountPath": "/qdrant/storage"},
                 {"name": "snapshots", "mountPath": "/qdrant/snapshots"},
                 {"name": "init", "mountPath": "/qdrant/init"},
+                {
+                    "name": "api-key",
+                    "mountPath": "/qdrant/config/local.yaml",
+                    "subPath": "local.yaml",
+                    "readOnly": True,
+                },
             ],
         }
         labels = {**self._labels, CLIENT_LABEL: "true"}  # peers talk to each other
@@ -200,6 +209,13 @@ class VectorDb(pulumi.ComponentResource):
                         "volumes": [
                             {"name": "snapshots", "emptyDir": {"sizeLimit": f"{cfg.volume_gib}Gi"}},
                             {"name": "init", "emptyDir": {"sizeLimit": "1Mi"}},
+                            {
+                                "name": "api-key",
+                                "secret": {
+                                    "secretName": API_KEY_SECRET,
+                                    "items": [{"key": "local.yaml", "path": "local.yaml"}],
+                                },
+                            },
                         ],
                     },
                 },
@@ -298,14 +314,16 @@ class VectorDb(pulumi.ComponentResource):
             "env": [
                 {"name": "QDRANT_PEERS", "value": peers},
                 {"name": "OUT_DIR", "value": "/work"},
-                {
-                    "name": "QDRANT_API_KEY",
-                    "valueFrom": {"secretKeyRef": {"name": API_KEY_SECRET, "key": "api-key"}},
-                },
+                {"name": "QDRANT_API_KEY_FILE", "value": "/secrets/api-key"},
             ],
             "resources": hardening.resources("500m", "512Mi", cpu_request="100m"),
             "securityContext": hardening.container_security(),
-            "volumeMounts": [work, tmp, {"name": "script", "mountPath": "/scripts", "readOnly": True}],
+            "volumeMounts": [
+                work,
+                tmp,
+                {"name": "script", "mountPath": "/scripts", "readOnly": True},
+                {"name": "api-key", "mountPath": "/secrets", "readOnly": True},
+            ],
         }
         # Not the StatefulSet's app label: its selector and Services must never match job pods.
         job_labels = {
@@ -366,6 +384,13 @@ class VectorDb(pulumi.ComponentResource):
                                     {"name": "work", "emptyDir": {"sizeLimit": f"{cfg.volume_gib}Gi"}},
                                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                                     {"name": "script", "configMap": {"name": "qdrant-snapshot-script"}},
+                                    {
+                                        "name": "api-key",
+                                        "secret": {
+                                            "secretName": API_KEY_SECRET,
+                                            "items": [{"key": "api-key", "path": "api-key"}],
+                                        },
+                                    },
                                 ],
                             },
                         },
