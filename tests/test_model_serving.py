@@ -248,3 +248,13 @@ def json_or_yaml(text: str) -> dict:
     import yaml
 
     return yaml.safe_load(text)
+
+
+def test_cost_estimate_counts_model_floors():
+    prod = stack_plan("prod").estimate
+    floors = dict(prod.floor_lines)
+    hourly = instances.INSTANCE_TYPES["g6e.12xlarge"].usd_per_hour
+    assert floors["Model llama-70b: 1 x g6e.12xlarge"] == pytest.approx(hourly * instances.HOURS_PER_MONTH)
+    assert prod.minimum == pytest.approx(prod.fixed + sum(floors.values()))
+    dev = stack_plan("dev").estimate  # its only model scales to zero
+    assert dev.floor_lines == [] and dev.minimum == dev.fixed
