@@ -125,3 +125,21 @@ def test_shipped_stacks():
     assert len(staging.models) >= 1
     assert len(prod.models) >= 2 and len({m.pool for m in prod.models}) >= 2
     assert prod.vector_db.replication_factor >= 2
+
+
+def test_plan_refuses_a_stack_whose_model_does_not_fit(tmp_path, capsys):
+    import yaml
+
+    from llmops.cli import main
+
+    doc = yaml.safe_load((STACKS / "Pulumi.prod.yaml").read_text())
+    doc["config"]["llmops:models"][1]["gpus"] = 8  # g6.48xlarge holds 8, but 4 replicas x 8 > maxGpus 8
+    doc["config"]["llmops:models"].append({**doc["config"]["llmops:models"][1], "name": "x", "pool": "a100"})
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["plan", str(path), "--build-dir", str(tmp_path / "build")]) == 2
+    err = capsys.readouterr().err
+    assert "llmops:models[1].maxReplicas: 4 replicas x 8 GPUs exceed pool l4-spot's maxGpus (8)" in err
+    assert "llmops:models[2].pool: 'a100' is not a GPU pool of this stack" in err
+    assert "models[0]" not in err
+    assert "Traceback" not in err and not (tmp_path / "build").exists()
