@@ -180,8 +180,8 @@ class Observability(pulumi.ComponentResource):
 
     def _amp(self, config: dict) -> aws.amp.Workspace:
         ctx, args, child = self._ctx, self._args, pulumi.ResourceOptions(parent=self)
-        # AMP encrypts every workspace at rest with an AWS-owned key; a customer key is not used
-        # because AWS-managed collectors cannot write to workspaces with customer keys.
+        # AMP encrypts every workspace at rest with an AWS-owned key. No customer key: that
+        # managed collectors write to customer-key workspaces is unconfirmed (docs/serving.md).
         workspace = aws.amp.Workspace(f"{self._name}-amp", alias=ctx.settings.name_prefix, opts=child)
         scraper_sg = aws.ec2.SecurityGroup(
             f"{self._name}-scraper-sg",
