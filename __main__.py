@@ -26,3 +26,16 @@ pulumi.export("clusterEndpoint", platform.cluster.endpoint)
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # a secret: `pulumi stack output --show-secrets`
 pulumi.export("vpcId", platform.network.vpc_id)
 pulumi.export("gpuPools", list(platform.gpu_pools.node_pools))
+pulumi.export("modelArtifactsBucket", platform.model_serving.artifacts_bucket)
+pulumi.export(
+    "models",
+    [
+        {"name": m.public_name, "servedName": m.served_name, "url": m.url, "gpus": m.gpus_per_replica}
+        for m in platform.model_serving.models
+    ],
+)
+pulumi.export("vllmApiKeySecretArn", platform.model_serving.api_key_secret_arn)
+pulumi.export("metricsQueryUrl", platform.observability.metrics.query_url)
+pulumi.export("qdrantUrl", platform.vector_db.url)
+pulumi.export("qdrantApiKeySecretArn", platform.vector_db.api_key_secret_arn)
+pulumi.export("qdrantBackupsBucket", platform.vector_db.backups_bucket)

@@ -8,7 +8,10 @@ import pulumi_aws as aws
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
 from components.gpu_pools import GpuPools, GpuPoolsArgs
+from components.model_serving import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
+from components.vector_db import VectorDb, VectorDbArgs
 from llmops.settings import StackSettings
 
 
@@ -16,6 +19,9 @@ class Platform(pulumi.ComponentResource):
     network: Network
     cluster: Cluster
     gpu_pools: GpuPools
+    observability: Observability
+    model_serving: ModelServing
+    vector_db: VectorDb
 
     def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:platform:Platform", name, None, opts)
@@ -56,6 +62,35 @@ class Platform(pulumi.ComponentResource):
                 k8s_provider=self.cluster.provider,
                 system_nodes=self.cluster.system_nodes,
             ),
+            in_aws,
+        )
+        self.observability = Observability(
+            f"{name}-observability",
+            ObservabilityArgs(
+                context=ctx,
+                cluster_name=self.cluster.name,
+                cluster_security_group_id=self.cluster.security_group_id,
+                vpc_id=self.network.vpc_id,
+                subnet_ids=self.network.private_subnet_ids,
+                k8s_provider=self.cluster.provider,
+                system_nodes=self.cluster.system_nodes,
+            ),
+            in_aws,
+        )
+        self.model_serving = ModelServing(
+            f"{name}-serving",
+            ModelServingArgs(
+                context=ctx,
+                cluster_name=self.cluster.name,
+                k8s_provider=self.cluster.provider,
+                observability=self.observability,
+                system_nodes=self.cluster.system_nodes,
+            ),
+            in_aws,
+        )
+        self.vector_db = VectorDb(
+            f"{name}-vectordb",
+            VectorDbArgs(context=ctx, cluster_name=self.cluster.name, k8s_provider=self.cluster.provider),
             in_aws,
         )
         self.register_outputs({})

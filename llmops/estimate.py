@@ -21,6 +21,7 @@ class Estimate:
     gpu_min: float = 0.0
     gpu_max: float = 0.0
     gpu_lines: list[tuple[str, int, float]] = field(default_factory=list)  # pool, max GPUs, USD at max
+    floor_lines: list[tuple[str, float]] = field(default_factory=list)  # models' minimum replicas
     unpriced: list[str] = field(default_factory=list)
 
     @property
@@ -93,8 +94,38 @@ def estimate(plan: dict) -> Estimate:
         cost = max_gpus * per_gpu_hour * MONTH
         est.gpu_lines.append((pool["inputs"].get("metadata", {}).get("name", pool["name"]), max_gpus, cost))
         est.gpu_max += cost
-    # GPU pools scale to zero: at minimum scale no GPU runs (model floors come with models).
+    # GPU pools scale to zero: at minimum scale only the models' floors (minReplicas) run.
+    _model_floors(resources, est)
     return est
+
+
+def _model_floors(resources: list[dict], est: Estimate) -> None:
+    """Each GPU Deployment's initial replicas (its minimum), on the cheapest instance type of
+    its pool that holds one replica's GPUs."""
+    pools = {
+        p["inputs"].get("metadata", {}).get("name"): p["inputs"].get("spec", {})
+        for p in _count(resources, "kubernetes:karpenter.sh/v1:NodePool")
+    }
+    for deployment in _count(resources, "kubernetes:apps/v1:Deployment"):
+        spec = deployment["inputs"].get("spec", {})
+        pod = spec.get("template", {}).get("spec", {})
+        pool = (pod.get("nodeSelector") or {}).get("llmops.io/gpu-pool")
+        gpus = sum(
+            int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
+            for c in pod.get("containers", [])
+        )
+        replicas = int(spec.get("replicas", 1))
+        if not pool or not gpus or not replicas:
+            continue
+        fits = [t for t in _pool_types(pools.get(pool, {})) if t.gpus >= gpus]
+        name = deployment["inputs"].get("metadata", {}).get("name", deployment["name"])
+        if not fits:
+            est.unpriced.append(f"model {name} (pool {pool})")
+            continue
+        instance = min(fits, key=lambda t: t.usd_per_hour)
+        cost = replicas * instance.usd_per_hour * MONTH
+        est.floor_lines.append((f"Model {name}: {replicas} x {instance.name}", cost))
+        est.gpu_min += cost
 
 
 def _pool_types(spec: dict) -> list[prices.InstanceType]:
@@ -116,7 +147,8 @@ def render(est: Estimate) -> list[str]:
         out.append(
             f"  GPU pool {name} at its limit ({gpus} GPUs){'':<{max(0, 14 - len(name))}} {cost:>10,.0f}"
         )
-    out.append(f"  {'total at minimum scale (GPU pools idle)':<44} {est.minimum:>10,.0f}")
+    out += [f"  {label:<44} {cost:>10,.0f}" for label, cost in est.floor_lines]
+    out.append(f"  {'total at minimum scale (model floors only)':<44} {est.minimum:>10,.0f}")
     out.append(f"  {'total at maximum GPU scale':<44} {est.maximum:>10,.0f}")
     for item in est.unpriced:
         out.append(f"  not priced: {item}")

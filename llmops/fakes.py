@@ -45,6 +45,10 @@ _ID_PREFIX = {
 def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
     """The (id, outputs) a real provider would return for a new resource."""
     state = dict(inputs)
+    if type_ == "random:index/randomPassword:RandomPassword":
+        # A stand-in value; the program keeps it secret, so plans show it masked.
+        state["result"] = "offline-" + _hex(name, 32)
+        return f"{name}-id", state
     if not type_.startswith("aws:"):
         if type_.startswith("kubernetes:") and "metadata" in inputs:
             meta = {"name": f"{name}-{_hex(name, 8)}", **(inputs.get("metadata") or {})}
@@ -118,6 +122,17 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
     elif module == "secretsmanager" and kind == "secret":
         arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{physical}-{_hex(name, 6)}"
         rid = arn
+    elif module == "amp" and kind == "workspace":
+        rid = f"ws-{_hex(name, 8)}-{_hex(name + 'ws', 4)}-{_hex(name + 'ws2', 4)}"
+        arn = f"arn:aws:aps:{region}:{ACCOUNT_ID}:workspace/{rid}"
+        state["prometheusEndpoint"] = f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{rid}/"
+    elif module == "amp" and kind == "scraper":
+        rid = f"s-{_hex(name, 8)}-{_hex(name + 's', 4)}"
+        arn = f"arn:aws:aps:{region}:{ACCOUNT_ID}:scraper/{rid}"
+        state["roleArn"] = (
+            f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/scraper.aps.amazonaws.com/"
+            f"AWSServiceRoleForAmazonPrometheusScraper_{_hex(name, 15)}"
+        )
     state.setdefault("arn", arn)
     state.setdefault("id", rid)
     return rid, state

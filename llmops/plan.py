@@ -6,6 +6,7 @@ monthly cost estimate; writes build/STACK/plan.json and every Kubernetes object 
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections import Counter, defaultdict
@@ -16,7 +17,7 @@ import yaml
 
 from llmops import PROJECT_DIR, estimate
 from llmops.errors import EXIT_OK, LlmopsError
-from llmops.offline import RecordedPlan, run_program
+from llmops.offline import SECRET_MASK, RecordedPlan, run_program
 from llmops.settings import StackSettings, from_config, read_stack_file
 
 STACKS_DIR = PROJECT_DIR / "stacks"
@@ -61,10 +62,23 @@ def run(stack: str, build_dir: Path) -> PlanResult:
 def manifests(plan: RecordedPlan) -> list[dict]:
     """Every Kubernetes object the program declares, as it would be applied."""
     return [
-        r["inputs"]
+        _masked_secret_shape(r["inputs"])
         for r in plan.resources
         if r["type"].startswith("kubernetes:") and not r["type"].startswith(NOT_MANIFESTS)
     ]
+
+
+def _masked_secret_shape(obj: dict) -> dict:
+    """A Secret whose whole data map is secret is recorded as one mask; write it back as a
+    map (still masked) so the manifest keeps the shape the Kubernetes schema requires."""
+    if obj.get("kind") != "Secret":
+        return obj
+    shaped = dict(obj)
+    if shaped.get("stringData") == SECRET_MASK:
+        shaped["stringData"] = {"masked": SECRET_MASK}
+    if shaped.get("data") == SECRET_MASK:  # data values are base64
+        shaped["data"] = {"masked": base64.b64encode(SECRET_MASK.encode()).decode()}
+    return shaped
 
 
 def manifest_filename(obj: dict) -> str:

@@ -45,3 +45,21 @@ GPU_NODE_AMI_ALIASES = {
     "Bottlerocket": "bottlerocket@v1.49.0",
     "AL2023": "al2023@v20251112",
 }
+
+# --- Model serving, observability and the vector database ------------------------------------
+# vLLM's OpenAI-compatible server image; it ships the Run:ai model streamer (runai_streamer load
+# format, S3 support) and runs as root (the image defines no user: see docs/serving.md).
+VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+# KEDA 2.18 supports Kubernetes 1.32-1.34 (keda.sh/docs/operate/cluster, compatibility matrix).
+KEDA = Chart("keda", "2.18.1", "https://kedacore.github.io/charts")
+# The chart deploys nvcr.io/nvidia/k8s/dcgm-exporter:4.4.1-4.6.0-ubuntu22.04.
+DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts")
+# In-cluster Prometheus, only where the stack says metricsSource: prometheus.
+PROMETHEUS = Chart("prometheus", "27.28.0", "https://prometheus-community.github.io/helm-charts")
+# The CloudWatch observability add-on (Container Insights); Pod Identity needs >= v3.1.0.
+CLOUDWATCH_OBSERVABILITY_ADDON = "v4.6.0-eksbuild.1"
+# The -unprivileged variant runs without root (the default image runs as root).
+QDRANT_IMAGE = "qdrant/qdrant:v1.15.5-unprivileged"
+# The snapshot CronJob: a stdlib-only Python step asks Qdrant for snapshots, the AWS CLI uploads.
+SNAPSHOT_PYTHON_IMAGE = "python:3.13.9-slim"
+AWS_CLI_IMAGE = "amazon/aws-cli:2.31.30"

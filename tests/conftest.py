@@ -5,30 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stack_plans import SHIPPED_STACKS, stack_plan
 
-from llmops import PROJECT_DIR
 from llmops.plan import PlanResult, run
 
-SHIPPED_STACKS = sorted(
-    p.stem.removeprefix("Pulumi.") for p in (PROJECT_DIR / "stacks").glob("Pulumi.*.yaml")
-)
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, PlanResult]:
+    return {stack: stack_plan(stack) for stack in SHIPPED_STACKS}
 
 
 @pytest.fixture(scope="session")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
-
-
-@pytest.fixture(scope="session")
-def plans(build_dir) -> dict[str, PlanResult]:
-    return {stack: run(stack, build_dir) for stack in SHIPPED_STACKS}
-
-
-@pytest.fixture(scope="session")
-def stack_plan(plans):
+def plan_stack_file():
     """A function: stack file text -> plan, for edge-case settings written by a test."""
 
     def plan_of(tmp_path: Path, name: str, text: str) -> PlanResult:
+        """Plan of a stack file written by a test (edge-case settings)."""
         path = tmp_path / f"Pulumi.{name}.yaml"
         path.write_text(text)
         return run(str(path), tmp_path / "build")

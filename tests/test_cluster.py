@@ -47,7 +47,11 @@ def test_every_cluster_encrypts_secrets_logs_everything_and_uses_access_entries(
 
 def test_addons_are_the_pinned_versions(plans):
     for name, result in plans.items():
-        addons = {a["addonName"]: a["addonVersion"] for a in inputs_of(result, "aws:eks/addon:Addon")}
+        addons = {
+            r["inputs"]["addonName"]: r["inputs"]["addonVersion"]
+            for r in result.plan.of_type("aws:eks/addon:Addon")
+            if r["parent"] == f"llmops-{name}-cluster"
+        }
         assert addons == versions.EKS_ADDONS[result.settings.cluster.kubernetes_version], name
     ebs = next(
         a for a in inputs_of(plans["prod"], "aws:eks/addon:Addon") if a["addonName"] == "aws-ebs-csi-driver"

@@ -38,7 +38,11 @@ def test_interruption_events_target_the_queue(plans):
 
 def test_controller_uses_pod_identity_and_a_scoped_policy(plans):
     result = plans["prod"]
-    (association,) = inputs_of(result, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    (association,) = [
+        a
+        for a in inputs_of(result, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a["serviceAccount"] == "karpenter"
+    ]
     assert (association["namespace"], association["serviceAccount"]) == ("kube-system", "karpenter")
     policy = json.loads(result.plan.named("llmops-prod-gpu-controller-policy")["inputs"]["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
@@ -114,8 +118,8 @@ def test_device_plugin_only_where_the_os_lacks_it(plans):
     assert plugin["repositoryOpts"]["repo"] == versions.NVIDIA_DEVICE_PLUGIN.repo
 
 
-def test_reserved_capacity_gets_its_own_node_class(tmp_path, stack_plan):
-    result = stack_plan(
+def test_reserved_capacity_gets_its_own_node_class(tmp_path, plan_stack_file):
+    result = plan_stack_file(
         tmp_path,
         "reserved",
         """\

@@ -68,8 +68,8 @@ def test_endpoints_and_encrypted_flow_logs(plans):
         assert flow_group["retentionInDays"] == result.settings.network.flow_log_retention_days, name
 
 
-def test_no_nat_means_no_public_subnets_and_no_internet_gateway(tmp_path, stack_plan):
-    result = stack_plan(
+def test_no_nat_means_no_public_subnets_and_no_internet_gateway(tmp_path, plan_stack_file):
+    result = plan_stack_file(
         tmp_path,
         "sealed",
         textwrap.dedent(

@@ -22,7 +22,12 @@ def test_plan_json_holds_the_foundation_of_every_stack(plans):
         types = [r["type"] for r in doc["resources"]]
         assert set(doc["resources"][0]) == {"type", "name", "parent", "inputs"}
         assert types.count("aws:eks/cluster:Cluster") == 1
-        assert types.count("aws:eks/addon:Addon") == 5
+        cluster_addons = [
+            r
+            for r in doc["resources"]
+            if r["type"] == "aws:eks/addon:Addon" and r["parent"] == f"llmops-{name}-cluster"
+        ]
+        assert len(cluster_addons) == 5
         assert types.count("aws:eks/nodeGroup:NodeGroup") == 1
         assert types.count("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass") >= 1
         assert types.count("kubernetes:karpenter.sh/v1:NodePool") == len(result.settings.gpu_pools)
@@ -75,7 +80,9 @@ def test_prod_exposes_nothing_but_nat_egress(plans):
 
 def test_cost_estimate_scales_from_idle_to_the_gpu_limits(plans):
     prod, dev = plans["prod"].estimate, plans["dev"].estimate
-    assert prod.minimum == prod.fixed  # every GPU pool scales to zero
+    # Idle, only the models' floors (minReplicas) hold GPUs; dev's model scales to zero.
+    assert prod.minimum == pytest.approx(prod.fixed + sum(cost for _, cost in prod.floor_lines))
+    assert prod.floor_lines and dev.floor_lines == [] and dev.minimum == dev.fixed
     # prod's ceiling: 16 L40S at g6e.48xlarge's per-GPU price, 8 H100, 8 L4 at g6.48xlarge's.
     expected_gpu = (16 * 30.13118 / 8 + 8 * 55.04 / 8 + 8 * 13.3504 / 8) * 730
     assert prod.gpu_max == pytest.approx(expected_gpu)

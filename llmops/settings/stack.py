@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from llmops.settings.base import Settings, dns_label
 from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
+from llmops.settings.serving import (
+    ModelSettings,
+    ObservabilitySettings,
+    ServingSettings,
+    VectorDbSettings,
+    check_models,
+)
 
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 DataClassification = Literal["public", "internal", "confidential", "regulated"]
@@ -44,6 +51,11 @@ class StackSettings(Settings):
     """OS and volumes of the GPU nodes Karpenter launches (shared by every pool)."""
     gpu_pools: list[GpuPool] = Field(default_factory=list)
     """GPU node pools, keyed by name. Each becomes a Karpenter NodePool that scales to zero."""
+    serving: ServingSettings = ServingSettings()
+    models: list[ModelSettings] = Field(default_factory=list)
+    """Self-hosted models served by vLLM on the GPU pools, keyed by name."""
+    observability: ObservabilitySettings = ObservabilitySettings()
+    vector_db: VectorDbSettings = VectorDbSettings()
 
     @field_validator("allowed_regions")
     @classmethod
@@ -71,6 +83,15 @@ class StackSettings(Settings):
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _models_fit_pools(self):
+        problems = check_models(
+            self.models, self.gpu_pools, self.serving, egress=self.network.nat_gateways != "none"
+        )
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
 
     @property
     def regulated(self) -> bool:

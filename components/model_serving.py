@@ -1,0 +1,330 @@
+"""Self-hosted models: the model-artifacts bucket, one vLLM Deployment per model on its GPU
+pool, and queue-depth autoscaling with KEDA (to zero where a model's minReplicas is 0).
+
+`models` (a list of SelfHostedModel) is what the gateway reads: URL, served name and the
+inputs of a per-token price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import iam, names
+from components.context import AwsContext
+from components.model_workload import model_objects
+from components.observability import Observability
+from components.s3 import PrivateBucket, private_bucket
+from llmops import instances, versions
+from llmops.settings import StackSettings
+from llmops.settings.serving import ModelSettings
+
+API_KEY_SECRET = "vllm-api-key"
+API_KEY_ENV = "VLLM_API_KEY"  # vLLM reads its API key from this variable
+GATEWAY_NAMESPACE = "llmops-gateway"
+GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "litellm"}
+
+
+@dataclass(frozen=True)
+class SelfHostedModel:
+    """One model served by vLLM in the cluster, as the gateway needs it."""
+
+    public_name: str  # what clients ask the gateway for
+    served_name: str  # vLLM's --served-model-name
+    url: str  # OpenAI-compatible base URL inside the cluster
+    gpu_model: str  # e.g. L40S
+    gpus_per_replica: int  # tensor-parallel size
+    instance_usd_per_hour: float  # on-demand list price of the instance a replica is sized for
+    tokens_per_second_assumption: float  # from the model's tokensPerSecond setting
+    gpus_per_instance: int  # GPUs of that instance: a replica pays its share of it
+
+
+def replica_instance(model: ModelSettings, settings: StackSettings) -> instances.InstanceType:
+    """The cheapest instance type of the model's pool that holds one replica (what Karpenter
+    launches for a lone replica; list prices from llmops/instances.py)."""
+    pool = next(p for p in settings.gpu_pools if p.name == model.pool)
+    fits = [t for t in pool.types() if t.gpus >= model.gpus]
+    return min(fits, key=lambda t: t.usd_per_hour)
+
+
+def self_hosted_models(settings: StackSettings) -> list[SelfHostedModel]:
+    """What the gateway needs about every model, derived from the validated settings alone."""
+    out = []
+    for model in settings.models:
+        instance = replica_instance(model, settings)
+        out.append(
+            SelfHostedModel(
+                public_name=model.name,
+                served_name=model.served,
+                url=f"http://{model.name}.{names.MODELS_NAMESPACE}.svc.cluster.local:{names.VLLM_PORT}/v1",
+                gpu_model=instance.gpu_model,
+                gpus_per_replica=model.gpus,
+                instance_usd_per_hour=instance.usd_per_hour,
+                tokens_per_second_assumption=model.tokens_per_second,
+                gpus_per_instance=instance.gpus,
+            )
+        )
+    return out
+
+
+@dataclass
+class ModelServingArgs:
+    context: AwsContext
+    cluster_name: pulumi.Input[str]
+    k8s_provider: k8s.Provider
+    observability: Observability
+    system_nodes: pulumi.Resource
+    client_namespace: str = GATEWAY_NAMESPACE
+    """Namespace of the pods allowed to call the models (the gateway's)."""
+    client_pod_labels: dict[str, str] = field(default_factory=lambda: dict(GATEWAY_POD_LABELS))
+    """Labels of those pods."""
+
+
+class ModelServing(pulumi.ComponentResource):
+    artifacts: PrivateBucket
+    artifacts_bucket: pulumi.Output[str]
+    models: list[SelfHostedModel]
+    api_key: pulumi.Output[str]
+    api_key_secret_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:serving:ModelServing", name, None, opts)
+        ctx, settings = args.context, args.context.settings
+        self._name, self._ctx, self._args = name, ctx, args
+        self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+
+        key = ctx.kms_key(f"{name}-artifacts-key", "Model weights in the model-artifacts bucket", self)
+        self.artifacts = private_bucket(f"{name}-artifacts", parent=self, key=key, protect=ctx.protect)
+        self.artifacts_bucket = self.artifacts.name
+        self.models = self_hosted_models(settings)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": names.MODELS_NAMESPACE,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+            opts=self._k8s,
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
+        api_secret = self._api_key(in_ns)
+        self._network_policies(in_ns)
+        keda = self._keda()
+        trigger_auth = None
+        if args.observability.metrics.aws_region:
+            trigger_auth = k8s.apiextensions.CustomResource(
+                f"{name}-amp-auth",
+                api_version="keda.sh/v1alpha1",
+                kind="TriggerAuthentication",
+                metadata={"name": "amp-sigv4", "namespace": names.MODELS_NAMESPACE},
+                # KEDA's operator signs queries with its own Pod Identity role (see _keda).
+                spec={"podIdentity": {"provider": "aws"}},
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=args.k8s_provider, depends_on=[namespace, keda]
+                ),
+            )
+
+        for model in settings.models:
+            identity = self._weights_role(model)
+            objects = model_objects(
+                model,
+                weights_uri=self._weights_uri(model),
+                api_key_secret=API_KEY_SECRET,
+                metrics=args.observability.metrics,
+                trigger_auth="amp-sigv4" if trigger_auth else None,
+                region=ctx.region,
+            )
+            after = [r for r in (keda, api_secret, trigger_auth, identity) if r is not None]
+            self._declare(model, objects, in_ns, after)
+
+        self.register_outputs(
+            {
+                "artifacts_bucket": self.artifacts_bucket,
+                "models": [m.public_name for m in self.models],
+                "api_key_secret_arn": self.api_key_secret_arn,
+            }
+        )
+
+    def _weights_uri(self, model: ModelSettings) -> pulumi.Input[str]:
+        if model.hugging_face_id:
+            return model.hugging_face_id
+        return self.artifacts.name.apply(lambda b: f"s3://{b}/{model.s3_prefix}")
+
+    def _weights_role(self, model: ModelSettings) -> aws.eks.PodIdentityAssociation | None:
+        """A Pod Identity role that can read only this model's prefix (and decrypt it)."""
+        if not model.s3_prefix:
+            return None
+        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{self._name}-{model.name}-role",
+            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{self._name}-{model.name}-weights",
+            role=role.id,
+            policy=self.artifacts.read_statements(model.s3_prefix).apply(lambda s: iam.document(*s)),
+            opts=child,
+        )
+        # Pods started before the association exists get no credentials: the Deployment waits.
+        return aws.eks.PodIdentityAssociation(
+            f"{self._name}-{model.name}-identity",
+            cluster_name=self._args.cluster_name,
+            namespace=names.MODELS_NAMESPACE,
+            service_account=f"vllm-{model.name}",
+            role_arn=role.arn,
+            opts=child,
+        )
+
+    def _api_key(self, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        """One API key for every vLLM server: generated, kept in Secrets Manager (the gateway
+        reads it from there) and given to the pods as a Kubernetes Secret."""
+        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
+        key = ctx.kms_key(f"{self._name}-secrets-key", "vLLM API key in Secrets Manager", self)
+        password = random.RandomPassword(f"{self._name}-api-key", length=48, special=False, opts=child)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-api-key-secret",
+            name=f"{ctx.settings.name_prefix}/vllm-api-key",
+            kms_key_id=key.arn,
+            recovery_window_in_days=30 if ctx.protect else 0,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-api-key-value", secret_id=secret.id, secret_string=password.result, opts=child
+        )
+        self.api_key = pulumi.Output.secret(password.result)
+        self.api_key_secret_arn = secret.arn
+        return k8s.core.v1.Secret(
+            f"{self._name}-api-key-k8s",
+            metadata={"name": API_KEY_SECRET, "namespace": names.MODELS_NAMESPACE},
+            type="Opaque",
+            string_data={API_KEY_ENV: self.api_key},
+            opts=opts,
+        )
+
+    def _network_policies(self, opts: pulumi.ResourceOptions) -> None:
+        """Nothing reaches the models namespace except the gateway's pods and the metrics scraper."""
+        metrics = self._args.observability.metrics
+        vllm = {"matchLabels": {"app.kubernetes.io/name": names.VLLM_APP}}
+        port = [{"protocol": "TCP", "port": names.VLLM_PORT}]
+        ns = names.MODELS_NAMESPACE
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-default-deny",
+            metadata={"name": "default-deny-ingress", "namespace": ns},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+            opts=opts,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-allow-gateway",
+            metadata={"name": "allow-gateway", "namespace": ns},
+            spec={
+                "podSelector": vllm,
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {
+                                        "kubernetes.io/metadata.name": self._args.client_namespace
+                                    }
+                                },
+                                "podSelector": {"matchLabels": self._args.client_pod_labels},
+                            }
+                        ],
+                        "ports": port,
+                    }
+                ],
+            },
+            opts=opts,
+        )
+        if metrics.in_cluster_pod_labels:
+            source = {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": names.MONITORING_NAMESPACE}
+                },
+                "podSelector": {"matchLabels": metrics.in_cluster_pod_labels},
+            }
+        else:
+            # The AMP scraper's network interfaces sit in the VPC's private subnets; /metrics is
+            # the only path there that needs no API key.
+            source = {"ipBlock": {"cidr": metrics.scraper_cidr}}
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-allow-metrics",
+            metadata={"name": "allow-metrics-scraper", "namespace": ns},
+            spec={
+                "podSelector": vllm,
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [source], "ports": port}],
+            },
+            opts=opts,
+        )
+
+    def _keda(self) -> k8s.helm.v4.Chart:
+        """KEDA (pinned chart) on the system nodes; its operator queries AMP with a Pod Identity
+        role that may only read metrics."""
+        args, child = self._args, pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{self._name}-keda-namespace", metadata={"name": names.KEDA_NAMESPACE}, opts=self._k8s
+        )
+        depends: list[pulumi.Resource] = [namespace, args.system_nodes]
+        if args.observability.metrics.aws_region:
+            role = aws.iam.Role(
+                f"{self._name}-keda-role",
+                assume_role_policy=iam.pod_identity_trust(self._ctx.account_id),
+                opts=child,
+            )
+            args.observability.grant_query(f"{self._name}-keda-query", role)
+            depends.append(
+                aws.eks.PodIdentityAssociation(
+                    f"{self._name}-keda-identity",
+                    cluster_name=args.cluster_name,
+                    namespace=names.KEDA_NAMESPACE,
+                    service_account="keda-operator",
+                    role_arn=role.arn,
+                    opts=child,
+                )
+            )
+        small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+        return k8s.helm.v4.Chart(
+            f"{self._name}-keda",
+            name="keda",
+            chart=versions.KEDA.name,
+            version=versions.KEDA.version,
+            repository_opts={"repo": versions.KEDA.repo},
+            namespace=names.KEDA_NAMESPACE,
+            values={
+                "nodeSelector": {"llmops.io/node-role": "system"},
+                "resources": {"operator": small, "metricServer": small, "webhooks": small},
+                "podIdentity": {"aws": {"irsa": {"enabled": False}}},  # EKS Pod Identity instead
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=depends),
+        )
+
+    def _declare(self, model, objects: dict, opts: pulumi.ResourceOptions, after: list) -> None:
+        n = f"{self._name}-{model.name}"
+        k8s.core.v1.ServiceAccount(f"{n}-sa", **objects["service_account"], opts=opts)
+        deployment = k8s.apps.v1.Deployment(
+            f"{n}-deployment",
+            **objects["deployment"],
+            # KEDA owns the replica count once the Deployment exists.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"], depends_on=after)
+            ),
+        )
+        k8s.core.v1.Service(f"{n}-service", **objects["service"], opts=opts)
+        k8s.policy.v1.PodDisruptionBudget(f"{n}-pdb", **objects["pdb"], opts=opts)
+        k8s.apiextensions.CustomResource(
+            f"{n}-scaler",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            **objects["scaled_object"],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[deployment, *after])),
+        )

@@ -1,0 +1,384 @@
+"""Platform metrics: Amazon Managed Service for Prometheus (workspace + AWS-managed scraper) or
+an in-cluster Prometheus, the DCGM exporter on GPU nodes, and Container Insights.
+
+Autoscaling (KEDA) reads queue depth from whichever source the stack chose; `metrics` tells
+the model-serving component where and how to query, and `grant_query` lets a role read AMP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import iam, names
+from components.context import AwsContext
+from components.gpu_pools import GPU_TAINT, POOL_LABEL
+from llmops import versions
+
+PROMETHEUS_RELEASE = "prometheus"
+PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-server.{names.MONITORING_NAMESPACE}.svc.cluster.local"
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server"}
+SCRAPER_USER = "aps-collector-user"  # the Kubernetes user AWS docs bind the managed scraper to
+QUERY_ACTIONS = ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"]
+
+
+@dataclass
+class MetricsSource:
+    """Where Prometheus queries go: AMP (SigV4-signed, aws_region set) or in-cluster."""
+
+    query_url: pulumi.Output[str]
+    aws_region: str | None  # set for AMP: KEDA signs queries with SigV4 in this region
+    scraper_cidr: str | None  # AMP scraper ENIs live in the VPC: pods admit it from this range
+    in_cluster_pod_labels: dict[str, str] | None  # the in-cluster Prometheus server's labels
+
+
+@dataclass
+class ObservabilityArgs:
+    context: AwsContext
+    cluster_name: pulumi.Input[str]
+    cluster_security_group_id: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    k8s_provider: k8s.Provider
+    system_nodes: pulumi.Resource
+
+
+def scrape_configs(interval_seconds: int) -> dict:
+    """vLLM pods, DCGM exporter pods and Karpenter's metrics endpoint, by Kubernetes discovery."""
+
+    def pods(job: str, namespace: str, app: str, port: int) -> dict:
+        return {
+            "job_name": job,
+            "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
+            "relabel_configs": [
+                {
+                    "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                    "regex": app,
+                    "action": "keep",
+                },
+                {
+                    "source_labels": ["__meta_kubernetes_pod_container_port_number"],
+                    "regex": str(port),
+                    "action": "keep",
+                },
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+                {
+                    "source_labels": ["__meta_kubernetes_pod_label_llmops_io_model"],
+                    "target_label": "model",
+                },
+            ],
+        }
+
+    karpenter = {
+        "job_name": "karpenter",
+        "kubernetes_sd_configs": [
+            {"role": "endpoints", "namespaces": {"names": [names.KARPENTER_NAMESPACE]}}
+        ],
+        "relabel_configs": [
+            {
+                "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpoint_port_name"],
+                "regex": f"karpenter;{names.KARPENTER_METRICS_PORT_NAME}",
+                "action": "keep",
+            }
+        ],
+    }
+    # Platform apps (the gateway) opt in with the label llmops.io/scrape=true and name their
+    # metrics port in the annotation llmops.io/metrics-port.
+    apps = {
+        "job_name": "platform-apps",
+        "kubernetes_sd_configs": [{"role": "pod"}],
+        "relabel_configs": [
+            {
+                "source_labels": ["__meta_kubernetes_pod_label_llmops_io_scrape"],
+                "regex": "true",
+                "action": "keep",
+            },
+            {
+                "source_labels": [
+                    "__meta_kubernetes_pod_ip",
+                    "__meta_kubernetes_pod_annotation_llmops_io_metrics_port",
+                ],
+                "regex": "(.+);(\\d+)",
+                "replacement": "$1:$2",
+                "target_label": "__address__",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        ],
+    }
+    return {
+        "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": "10s"},
+        "scrape_configs": [
+            pods("vllm", names.MODELS_NAMESPACE, names.VLLM_APP, names.VLLM_PORT),
+            pods("dcgm-exporter", names.MONITORING_NAMESPACE, names.DCGM_APP, names.DCGM_PORT),
+            karpenter,
+            apps,
+        ],
+    }
+
+
+class Observability(pulumi.ComponentResource):
+    metrics: MetricsSource
+    workspace_arn: pulumi.Output[str] | None
+    namespace: k8s.core.v1.Namespace
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:observability:Observability", name, None, opts)
+        ctx, cfg = args.context, args.context.settings.observability
+        self._name, self._ctx, self._args = name, ctx, args
+        self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            # DCGM exporter reads GPU counters through the host: privileged workloads live here.
+            metadata={
+                "name": names.MONITORING_NAMESPACE,
+                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+            },
+            opts=self._k8s,
+        )
+        self._workspace: aws.amp.Workspace | None = None
+        if cfg.metrics_source == "amp":
+            self._workspace = self._amp(scrape_configs(cfg.scrape_interval_seconds))
+            self.workspace_arn = self._workspace.arn
+            self.metrics = MetricsSource(
+                query_url=self._workspace.prometheus_endpoint.apply(lambda u: u.rstrip("/")),
+                aws_region=ctx.region,
+                scraper_cidr=ctx.settings.network.cidr,
+                in_cluster_pod_labels=None,
+            )
+        else:
+            self._in_cluster_prometheus(scrape_configs(cfg.scrape_interval_seconds))
+            self.workspace_arn = None
+            self.metrics = MetricsSource(
+                query_url=pulumi.Output.from_input(PROMETHEUS_URL),
+                aws_region=None,
+                scraper_cidr=None,
+                in_cluster_pod_labels=PROMETHEUS_POD_LABELS,
+            )
+        self._dcgm_exporter()
+        if cfg.container_insights:
+            self._container_insights()
+        self.register_outputs({"workspace_arn": self.workspace_arn, "query_url": self.metrics.query_url})
+
+    def grant_query(self, name: str, role: aws.iam.Role) -> None:
+        """Let `role` run PromQL queries against the AMP workspace (nothing to grant in-cluster)."""
+        if self._workspace is None:
+            return
+        aws.iam.RolePolicy(
+            name,
+            role=role.id,
+            policy=iam.document_output(iam.allow(QUERY_ACTIONS, self._workspace.arn)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _amp(self, config: dict) -> aws.amp.Workspace:
+        ctx, args, child = self._ctx, self._args, pulumi.ResourceOptions(parent=self)
+        # AMP encrypts every workspace at rest with an AWS-owned key. No customer key: that
+        # managed collectors write to customer-key workspaces is unconfirmed (docs/serving.md).
+        workspace = aws.amp.Workspace(f"{self._name}-amp", alias=ctx.settings.name_prefix, opts=child)
+        scraper_sg = aws.ec2.SecurityGroup(
+            f"{self._name}-scraper-sg",
+            description="AMP managed scraper: reaches pod metrics endpoints",
+            vpc_id=args.vpc_id,
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 0,
+                    "to_port": 65535,
+                    "cidr_blocks": [ctx.settings.network.cidr],
+                    "description": "metrics endpoints inside the VPC",
+                }
+            ],
+            opts=child,
+        )
+        for port in (names.VLLM_PORT, names.DCGM_PORT, 8080):  # 8080: Karpenter's metrics
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-scraper-to-{port}",
+                security_group_id=args.cluster_security_group_id,
+                referenced_security_group_id=scraper_sg.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description="AMP managed scraper",
+                opts=child,
+            )
+        cluster_arn = pulumi.Output.from_input(args.cluster_name).apply(
+            lambda n: ctx.arn("eks", f"cluster/{n}")
+        )
+        scraper = aws.amp.Scraper(
+            f"{self._name}-scraper",
+            alias=ctx.settings.name_prefix,
+            source={
+                "eks": {
+                    "cluster_arn": cluster_arn,
+                    "subnet_ids": args.subnet_ids,
+                    "security_group_ids": [scraper_sg.id],
+                }
+            },
+            destination={"amp": {"workspace_arn": workspace.arn}},
+            scrape_configuration=yaml.safe_dump(config, sort_keys=False),
+            opts=child,
+        )
+        self._scraper_rbac(scraper)
+        return workspace
+
+    def _scraper_rbac(self, scraper: aws.amp.Scraper) -> None:
+        """The scraper discovers targets through the Kubernetes API as a read-only user
+        (docs.aws.amazon.com/prometheus/latest/userguide/AMP-collector-how-to.html)."""
+        role = k8s.rbac.v1.ClusterRole(
+            f"{self._name}-scraper-role",
+            metadata={"name": "aps-collector-role"},
+            rules=[
+                {
+                    "apiGroups": [""],
+                    "resources": ["nodes", "nodes/proxy", "nodes/metrics", "services", "endpoints", "pods"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+            ],
+            opts=self._k8s,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{self._name}-scraper-binding",
+            metadata={"name": "aps-collector-user-role-binding"},
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role.metadata["name"],
+            },
+            subjects=[{"kind": "User", "name": SCRAPER_USER, "apiGroup": "rbac.authorization.k8s.io"}],
+            opts=self._k8s,
+        )
+        aws.eks.AccessEntry(
+            f"{self._name}-scraper-access",
+            cluster_name=self._args.cluster_name,
+            principal_arn=scraper.role_arn,
+            user_name=SCRAPER_USER,
+            type="STANDARD",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _in_cluster_prometheus(self, config: dict) -> None:
+        cfg = self._ctx.settings.observability
+        k8s.helm.v4.Chart(
+            f"{self._name}-prometheus",
+            name=PROMETHEUS_RELEASE,
+            chart=versions.PROMETHEUS.name,
+            version=versions.PROMETHEUS.version,
+            repository_opts={"repo": versions.PROMETHEUS.repo},
+            namespace=names.MONITORING_NAMESPACE,
+            values={
+                "alertmanager": {"enabled": False},
+                "prometheus-pushgateway": {"enabled": False},
+                "prometheus-node-exporter": {"enabled": False},
+                "kube-state-metrics": {"enabled": True},
+                "server": {
+                    "retention": f"{cfg.prometheus_retention_days}d",
+                    "persistentVolume": {
+                        "enabled": True,
+                        "size": f"{cfg.prometheus_volume_gib}Gi",
+                        "storageClass": "gp3-encrypted",
+                    },
+                    "nodeSelector": {"llmops.io/node-role": "system"},
+                    "resources": {
+                        "requests": {"cpu": "500m", "memory": "2Gi"},
+                        "limits": {"cpu": "2", "memory": "2Gi"},
+                    },
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
+                    "global": config["global"],
+                },
+                # Only the platform's jobs: vLLM, DCGM exporter and Karpenter.
+                "serverFiles": {"prometheus.yml": {"scrape_configs": config["scrape_configs"]}},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=self._args.k8s_provider,
+                depends_on=[self.namespace, self._args.system_nodes],
+            ),
+        )
+
+    def _dcgm_exporter(self) -> None:
+        k8s.helm.v4.Chart(
+            f"{self._name}-dcgm-exporter",
+            name=names.DCGM_APP,
+            chart=versions.DCGM_EXPORTER.name,
+            version=versions.DCGM_EXPORTER.version,
+            repository_opts={"repo": versions.DCGM_EXPORTER.repo},
+            namespace=names.MONITORING_NAMESPACE,
+            values={
+                # GPU nodes only: they carry the pool label and the GPU taint.
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": POOL_LABEL, "operator": "Exists"}]}
+                            ]
+                        }
+                    }
+                },
+                "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+                "serviceMonitor": {"enabled": False},  # scraped by pod discovery, no operator CRDs
+                "podLabels": {"app.kubernetes.io/name": names.DCGM_APP},
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "512Mi"},
+                    "limits": {"cpu": "500m", "memory": "1Gi"},
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self._args.k8s_provider, depends_on=[self.namespace]
+            ),
+        )
+
+    def _container_insights(self) -> None:
+        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{self._name}-cloudwatch-role",
+            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-cloudwatch-agent",
+            role=role.name,
+            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/CloudWatchAgentServerPolicy",
+            opts=child,
+        )
+        aws.eks.Addon(
+            f"{self._name}-cloudwatch-observability",
+            cluster_name=self._args.cluster_name,
+            addon_name="amazon-cloudwatch-observability",
+            addon_version=versions.CLOUDWATCH_OBSERVABILITY_ADDON,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            pod_identity_associations=[{"service_account": "cloudwatch-agent", "role_arn": role.arn}],
+            # Our own DCGM exporter feeds Prometheus; the add-on's GPU collection would run a
+            # second exporter on every GPU node.
+            configuration_values=json.dumps(
+                {
+                    "agent": {
+                        "config": {
+                            "logs": {
+                                "metrics_collected": {
+                                    "kubernetes": {
+                                        "enhanced_container_insights": True,
+                                        "accelerated_compute_metrics": False,
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._args.system_nodes]),
+        )
