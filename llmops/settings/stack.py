@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from llmops.settings.base import Settings, dns_label
+from llmops.settings.gateway import GatewaySettings, check_gateway
 from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
 
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -44,6 +45,8 @@ class StackSettings(Settings):
     """OS and volumes of the GPU nodes Karpenter launches (shared by every pool)."""
     gpu_pools: list[GpuPool] = Field(default_factory=list)
     """GPU node pools, keyed by name. Each becomes a Karpenter NodePool that scales to zero."""
+    gateway: GatewaySettings = GatewaySettings()
+    """The LiteLLM gateway: external providers, fallbacks, PII guardrails, spend logs, sizing."""
 
     @field_validator("allowed_regions")
     @classmethod
@@ -70,6 +73,15 @@ class StackSettings(Settings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_rules(cls, value: GatewaySettings, info: ValidationInfo) -> GatewaySettings:
+        classification = info.data.get("data_classification")
+        problems = check_gateway(value, classification) if classification else []
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @property
