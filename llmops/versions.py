@@ -45,3 +45,11 @@ GPU_NODE_AMI_ALIASES = {
     "Bottlerocket": "bottlerocket@v1.49.0",
     "AL2023": "al2023@v20251112",
 }
+
+# LiteLLM proxy image; keep in step with litellm[proxy]==1.100.5 in requirements-test.txt, which
+# the real-proxy tests run. Since 1.84.0 LiteLLM tags releases plainly (v1.84.0, no -stable
+# suffix; docs.litellm.ai/blog/cleaner-release-versions), the same tag on litellm,
+# litellm-database and litellm-non_root. The non_root variant runs as a non-root user, which the
+# gateway's securityContext (runAsNonRoot) requires.
+LITELLM_IMAGE = "ghcr.io/berriai/litellm-non_root:v1.100.5"
+LITELLM_VERSION = "1.100.5"
