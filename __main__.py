@@ -26,3 +26,4 @@ pulumi.export("clusterEndpoint", platform.cluster.endpoint)
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # a secret: `pulumi stack output --show-secrets`
 pulumi.export("vpcId", platform.network.vpc_id)
 pulumi.export("gpuPools", list(platform.gpu_pools.node_pools))
+pulumi.export("gatewayLogsBucket", platform.gateway.logs_bucket)

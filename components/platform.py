@@ -7,6 +7,7 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
+from components.gateway import Gateway, GatewayArgs
 from components.gpu_pools import GpuPools, GpuPoolsArgs
 from components.network import Network, NetworkArgs
 from llmops.settings import StackSettings
@@ -16,6 +17,7 @@ class Platform(pulumi.ComponentResource):
     network: Network
     cluster: Cluster
     gpu_pools: GpuPools
+    gateway: Gateway
 
     def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:platform:Platform", name, None, opts)
@@ -55,6 +57,20 @@ class Platform(pulumi.ComponentResource):
                 ebs_key_arn=self.cluster.ebs_key_arn,
                 k8s_provider=self.cluster.provider,
                 system_nodes=self.cluster.system_nodes,
+            ),
+            in_aws,
+        )
+        self.gateway = Gateway(
+            f"{name}-gateway",
+            GatewayArgs(
+                context=ctx,
+                cluster_name=self.cluster.name,
+                k8s_provider=self.cluster.provider,
+                vpc_id=self.network.vpc_id,
+                vpc_cidr=self.network.vpc_cidr,
+                subnet_ids=self.network.private_subnet_ids,
+                cluster_security_group_id=self.cluster.security_group_id,
+                models=[],  # the model-serving component will pass its SelfHostedModel list here
             ),
             in_aws,
         )

@@ -167,10 +167,25 @@ def _region(args: dict, region: str) -> dict:
     return {"name": region, "region": region, "endpoint": f"ec2.{region}.amazonaws.com", "id": region}
 
 
+def _secret_version(args: dict, region: str) -> dict:
+    """A provider API key the operator stored in Secrets Manager (fake value, never a real key)."""
+    name = args["secretId"]
+    return {
+        "arn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{name}-{_hex(name, 6)}",
+        "id": f"{name}|AWSCURRENT",
+        "secretId": name,
+        "secretString": f"offline-fake-{_hex(name, 12)}",
+        "versionId": _hex(name + "v", 32),
+        "versionStage": "AWSCURRENT",
+        "versionStages": ["AWSCURRENT"],
+    }
+
+
 INVOKES = {
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:iam/getSessionContext:getSessionContext": _session_context,
     "aws:index/getPartition:getPartition": _partition,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getRegion:getRegion": _region,
+    "aws:secretsmanager/getSecretVersion:getSecretVersion": _secret_version,
 }

@@ -53,3 +53,9 @@ GPU_NODE_AMI_ALIASES = {
 # gateway's securityContext (runAsNonRoot) requires.
 LITELLM_IMAGE = "ghcr.io/berriai/litellm-non_root:v1.100.5"
 LITELLM_VERSION = "1.100.5"
+
+# RDS PostgreSQL of the gateway (keys, teams, budgets): the major version only. Minor versions
+# come from RDS's automatic minor upgrades (security fixes); pinning a minor would make every
+# such upgrade show as drift and a downgrade attempt. 17.7 was current in 2026
+# (docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html).
+GATEWAY_POSTGRES_VERSION = "17"
