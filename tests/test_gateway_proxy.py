@@ -107,10 +107,14 @@ def moto():
     server.start()
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/moto-api/", 30)
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
     s3 = session.client("s3", endpoint_url=url)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    key_arn = session.client("kms", endpoint_url=url).create_key(Description="gateway logs")["KeyMetadata"]["Arn"]
+    key_arn = session.client("kms", endpoint_url=url).create_key(Description="gateway logs")["KeyMetadata"][
+        "Arn"
+    ]
     yield {"url": url, "s3": s3, "kms_key_arn": key_arn}
     target = os.environ.get("LLMOPS_SAVE_SPEND_LOGS")  # regenerate tests/fixtures/spend_logs
     if target:
@@ -196,7 +200,9 @@ def test_self_hosted_model_reaches_vllm_under_its_served_name(proxy, stubs):
     assert reply["choices"][0]["message"]["content"] == REPLY
     sent = stubs["primary"].chat_requests()[before:]
     assert [r["body"]["model"] for r in sent] == ["org/served-primary"]
-    assert sent[0]["headers"].get("authorization") == f"Bearer {VLLM_KEY}", "api_key must come from VLLM_API_KEY"
+    assert sent[0]["headers"].get("authorization") == f"Bearer {VLLM_KEY}", (
+        "api_key must come from VLLM_API_KEY"
+    )
 
 
 def test_fallback_answers_when_the_primary_upstream_is_down(proxy, stubs):
@@ -262,7 +268,9 @@ def test_regulated_spend_logs_keep_no_message_text_and_no_key(proxy, moto):
 def wait_for_records(s3, predicate, timeout_s: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        records = [json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in list_logs(s3)]
+        records = [
+            json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in list_logs(s3)
+        ]
         matching = [r for r in records if predicate(r)]
         if matching:
             return matching

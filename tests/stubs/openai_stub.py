@@ -41,7 +41,13 @@ class OpenAIStub:
                 except json.JSONDecodeError:
                     body = {"_raw": raw.decode(errors="replace")}
                 with stub._lock:
-                    stub.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                    stub.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                        }
+                    )
                 if stub.failing:
                     self._send(500, {"error": {"message": f"{stub.name} is down", "type": "server_error"}})
                     return
