@@ -188,3 +188,13 @@ def test_external_providers_get_keys_from_secrets_manager_and_bedrock_access():
     policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy", "-role-policy")["inputs"]["policy"])
     bedrock = policy["Statement"][2]
     assert bedrock["Resource"] == ["arn:aws:bedrock:eu-west-1::foundation-model/*"]
+
+
+def test_plan_writes_the_gateway_config_without_secrets(tmp_path):
+    from llmops.plan import write_outputs
+
+    plan, config = plan_of("prod")
+    write_outputs(plan, tmp_path / "prod")
+    text = (tmp_path / "prod" / "gateway" / "config.yaml").read_text()
+    assert yaml.safe_load(text) == render_config(from_config(config), [])
+    assert SECRET_MASK not in text and "postgresql://" not in text
