@@ -45,6 +45,11 @@ _ID_PREFIX = {
 def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
     """The (id, outputs) a real provider would return for a new resource."""
     state = dict(inputs)
+    if type_ == "random:index/randomPassword:RandomPassword":
+        # A fixed fake (the engine masks it: RandomPassword.result is a secret output).
+        fake = f"offline-fake-{_hex(name, int(inputs.get('length', 32)))}"
+        state.update(result=fake, bcryptHash="$2a$10$fake")
+        return f"{name}-id", state
     if not type_.startswith("aws:"):
         if type_.startswith("kubernetes:") and "metadata" in inputs:
             meta = {"name": f"{name}-{_hex(name, 8)}", **(inputs.get("metadata") or {})}

@@ -138,7 +138,8 @@ def test_config_map_holds_the_generated_config_and_no_secret():
     checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     assert checksum == hashlib.sha256(text.encode()).hexdigest(), "config change must roll the pods"
     secret = one(plan, "kubernetes:core/v1:Secret", "-env")["inputs"]
-    assert secret["stringData"] == SECRET_MASK
+    keys = ("LITELLM_MASTER_KEY", "DATABASE_URL", "VLLM_API_KEY")
+    assert secret["stringData"] == dict.fromkeys(keys, SECRET_MASK)
     for r in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
         assert r["inputs"]["secretString"] == SECRET_MASK, r["name"]
 
@@ -184,7 +185,7 @@ def test_external_providers_get_keys_from_secrets_manager_and_bedrock_access():
     }
     plan, _ = plan_of("dev", **gateway)
     assert any(i["token"] == "aws:secretsmanager/getSecretVersion:getSecretVersion" for i in plan.invokes)
-    assert "offline-fake" not in json.dumps(plan.resources), "a provider key leaked into the plan"
+    assert "offline-fake" not in json.dumps(plan.resources), "a key leaked into the plan"
     policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy", "-role-policy")["inputs"]["policy"])
     bedrock = policy["Statement"][2]
     assert bedrock["Resource"] == ["arn:aws:bedrock:eu-west-1::foundation-model/*"]
