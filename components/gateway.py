@@ -397,6 +397,12 @@ class Gateway(pulumi.ComponentResource):
             spec=workload.hpa_spec(deployment.metadata["name"], gw.min_replicas, gw.max_replicas),
             opts=k8s_opts,
         )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={**meta, "name": "litellm"},
+            spec=workload.network_policy_spec(self._args.vpc_cidr),
+            opts=k8s_opts,
+        )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata={**meta, "name": "litellm"},

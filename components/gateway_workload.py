@@ -21,6 +21,7 @@ LABELS = {
 }
 SELECTOR = {"app.kubernetes.io/name": APP}
 CONFIG_KEY = "config.yaml"
+NOBODY = 65534
 
 
 def config_checksum(config_yaml: str) -> str:
@@ -46,9 +47,15 @@ def pod_template(
             "serviceAccountName": service_account,
             # EKS Pod Identity injects its own projected token; the API token is not needed.
             "automountServiceAccountToken": False,
-            # The litellm-non_root image sets a non-root USER; runAsNonRoot makes the kubelet
-            # refuse to start it should a root image ever be pinned instead.
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            # The litellm-non_root image runs as `nobody` (65534 on its Wolfi base, which owns
+            # /app; docker/Dockerfile.non_root), and since 1.90.6 its prisma engines sit in
+            # /opt/prisma, readable by any uid. Pinning the uid keeps it off root for good.
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": NOBODY,
+                "runAsGroup": NOBODY,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,
@@ -61,7 +68,7 @@ def pod_template(
                 {
                     "name": APP,
                     "image": versions.LITELLM_IMAGE,
-                    "imagePullPolicy": "IfNotPresent",
+                    "imagePullPolicy": "Always",  # re-resolve the tag at each start: a moved tag is noticed
                     "args": [
                         "--config",
                         f"{CONFIG_DIR}/{CONFIG_KEY}",
@@ -128,5 +135,18 @@ def hpa_spec(deployment: str, min_replicas: int, max_replicas: int) -> dict:
                 "type": "Resource",
                 "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
             }
+        ],
+    }
+
+
+def network_policy_spec(vpc_cidr: str) -> dict:
+    """Ingress only on the proxy port, from addresses in the VPC (the internal NLB with IP
+    targets, and pods, which get VPC addresses from the VPC CNI). Egress stays open: models,
+    AWS endpoints and external providers live at many addresses."""
+    return {
+        "podSelector": {"matchLabels": SELECTOR},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": [{"protocol": "TCP", "port": PORT}]}
         ],
     }

@@ -155,7 +155,12 @@ def test_deployment_is_pinned_probed_limited_and_hardened():
     hardening = container["securityContext"]
     assert hardening["allowPrivilegeEscalation"] is False and hardening["readOnlyRootFilesystem"] is True
     assert hardening["capabilities"] == {"drop": ["ALL"]}
-    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] >= 10000
+    netpol = one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "-netpol")["inputs"]["spec"]
+    assert netpol["policyTypes"] == ["Ingress"]
+    assert netpol["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 4000}]}
+    ]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True" and env["SPEND_LOGS_BUCKET"].startswith(
         "llmops-prod-"
