@@ -18,6 +18,9 @@ SCHEMAS = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_v1_NodePool.json",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_v1_EC2NodeClass.json",
+    ("vpcresources.k8s.aws/v1beta1", "SecurityGroupPolicy"): (
+        "vpcresources.k8s.aws_v1beta1_SecurityGroupPolicy.json"
+    ),
 }
 
 

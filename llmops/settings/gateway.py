@@ -185,15 +185,19 @@ class GatewaySettings(Settings):
     spend_log_retention_days: int = Field(400, ge=30)
     """Lifecycle expiry of spend logs in the logs bucket (13 months covers a yearly audit)."""
     self_hosted_pricing: SelfHostedPricing = SelfHostedPricing()
+    """How per-token prices of self-hosted models are derived from GPU-hour prices (docs/gateway.md)."""
     min_replicas: int = Field(2, ge=1)
     """Gateway pods kept running (two survive a node drain; the PDB keeps one)."""
     max_replicas: int = Field(6, ge=1)
     """Ceiling of the CPU-based HorizontalPodAutoscaler."""
     cpu_request: str = Field("500m", pattern=r"^\d+m?$")
+    """CPU request of a gateway pod (no CPU limit: throttling a latency-bound proxy hurts)."""
     memory_request_mib: int = Field(1024, ge=256)
     """LiteLLM holds the cost map and the router in memory; 1 GiB is a comfortable floor."""
     database_instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    """RDS instance class of the keys/teams/budgets database (small: it holds metadata, not logs)."""
     database_storage_gib: int = Field(20, ge=20)
+    """Initial gp3 storage; storage autoscaling may grow it to five times this."""
     database_backup_retention_days: int = Field(14, ge=1, le=35)
     """Automated RDS backups kept this many days (point-in-time recovery window)."""
     database_multi_az: bool | None = None
