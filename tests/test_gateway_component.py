@@ -204,3 +204,12 @@ def test_plan_writes_the_gateway_config_without_secrets(tmp_path):
     text = (tmp_path / "prod" / "gateway" / "config.yaml").read_text()
     assert yaml.safe_load(text) == render_config(from_config(config), [])
     assert SECRET_MASK not in text and "postgresql://" not in text
+
+
+def test_estimate_prices_the_gateway_database():
+    from llmops.estimate import estimate
+
+    plan, _ = plan_of("prod")
+    lines = dict(estimate(plan.to_dict()).lines)
+    # db.t4g.medium Multi-AZ: 2 x (0.065 USD/h x 730 h + 20 GiB x 0.115 USD) = 99.50 USD/month.
+    assert lines["Database db.t4g.medium Multi-AZ"] == pytest.approx(99.5)
