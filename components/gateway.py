@@ -105,13 +105,15 @@ class Gateway(pulumi.ComponentResource):
                 DB_NAME,
             )
         )
-        self._secret("master-key", data_key, master_key.result)
+        # LiteLLM's docs require the master key to start with "sk-" (virtual keys do too).
+        master = pulumi.Output.secret(pulumi.Output.format("sk-{0}", master_key.result))
+        self._secret("master-key", data_key, master)
         self._secret("database-url", data_key, database_url)
 
         role = self._role(bucket, logs_key)
         self.role_arn = role.arn
         env = {
-            MASTER_KEY_ENV: master_key.result,
+            MASTER_KEY_ENV: master,
             DATABASE_URL_ENV: database_url,
             VLLM_API_KEY_ENV: self.vllm_api_key,
         }
