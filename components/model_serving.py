@@ -20,6 +20,7 @@ from components.model_workload import model_objects
 from components.observability import Observability
 from components.s3 import PrivateBucket, private_bucket
 from llmops import instances, versions
+from llmops.gateway.config import SelfHostedModel
 from llmops.settings import StackSettings
 from llmops.settings.serving import ModelSettings
 
@@ -27,20 +28,6 @@ API_KEY_SECRET = "vllm-api-key"
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM reads its API key from this variable
 GATEWAY_NAMESPACE = "llmops-gateway"
 GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "litellm"}
-
-
-@dataclass(frozen=True)
-class SelfHostedModel:
-    """One model served by vLLM in the cluster, as the gateway needs it."""
-
-    public_name: str  # what clients ask the gateway for
-    served_name: str  # vLLM's --served-model-name
-    url: str  # OpenAI-compatible base URL inside the cluster
-    gpu_model: str  # e.g. L40S
-    gpus_per_replica: int  # tensor-parallel size
-    instance_usd_per_hour: float  # on-demand list price of the instance a replica is sized for
-    tokens_per_second_assumption: float  # from the model's tokensPerSecond setting
-    gpus_per_instance: int  # GPUs of that instance: a replica pays its share of it
 
 
 def replica_instance(model: ModelSettings, settings: StackSettings) -> instances.InstanceType:

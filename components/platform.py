@@ -7,6 +7,7 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
+from components.gateway import Gateway, GatewayArgs
 from components.gpu_pools import GpuPools, GpuPoolsArgs
 from components.model_serving import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
@@ -22,6 +23,7 @@ class Platform(pulumi.ComponentResource):
     observability: Observability
     model_serving: ModelServing
     vector_db: VectorDb
+    gateway: Gateway
 
     def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:platform:Platform", name, None, opts)
@@ -91,6 +93,21 @@ class Platform(pulumi.ComponentResource):
         self.vector_db = VectorDb(
             f"{name}-vectordb",
             VectorDbArgs(context=ctx, cluster_name=self.cluster.name, k8s_provider=self.cluster.provider),
+            in_aws,
+        )
+        self.gateway = Gateway(
+            f"{name}-gateway",
+            GatewayArgs(
+                context=ctx,
+                cluster_name=self.cluster.name,
+                k8s_provider=self.cluster.provider,
+                vpc_id=self.network.vpc_id,
+                vpc_cidr=self.network.vpc_cidr,
+                subnet_ids=self.network.private_subnet_ids,
+                cluster_security_group_id=self.cluster.security_group_id,
+                models=self.model_serving.models,
+                vllm_api_key=self.model_serving.api_key,
+            ),
             in_aws,
         )
         self.register_outputs({})

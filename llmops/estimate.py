@@ -82,6 +82,17 @@ def estimate(plan: dict) -> Estimate:
             continue
         est.lines.append((f"System nodes {size} x {type_name}", size * instance.usd_per_hour * MONTH))
 
+    for db in _count(resources, "aws:rds/instance:Instance"):
+        inputs = db["inputs"]
+        hourly = prices.RDS_POSTGRES_PER_HOUR.get(inputs.get("instanceClass", ""))
+        if hourly is None or inputs.get("engine") != "postgres":
+            est.unpriced.append(f"database {db['name']} ({inputs.get('instanceClass')})")
+            continue
+        copies = 2 if inputs.get("multiAz") else 1
+        monthly = copies * (hourly * MONTH + inputs.get("allocatedStorage", 0) * prices.RDS_GP3_PER_GIB_MONTH)
+        label = f"Database {inputs['instanceClass']}{' Multi-AZ' if copies == 2 else ''}"
+        est.lines.append((label, monthly))
+
     for pool in _count(resources, "kubernetes:karpenter.sh/v1:NodePool"):
         spec = pool["inputs"].get("spec", {})
         max_gpus = int(spec.get("limits", {}).get("nvidia.com/gpu", 0))

@@ -46,8 +46,9 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
     """The (id, outputs) a real provider would return for a new resource."""
     state = dict(inputs)
     if type_ == "random:index/randomPassword:RandomPassword":
-        # A stand-in value; the program keeps it secret, so plans show it masked.
-        state["result"] = "offline-" + _hex(name, 32)
+        # A fixed fake (the engine masks it: RandomPassword.result is a secret output).
+        fake = f"offline-fake-{_hex(name, int(inputs.get('length', 32)))}"
+        state.update(result=fake, bcryptHash="$2a$10$fake")
         return f"{name}-id", state
     if not type_.startswith("aws:"):
         if type_.startswith("kubernetes:") and "metadata" in inputs:
@@ -182,10 +183,25 @@ def _region(args: dict, region: str) -> dict:
     return {"name": region, "region": region, "endpoint": f"ec2.{region}.amazonaws.com", "id": region}
 
 
+def _secret_version(args: dict, region: str) -> dict:
+    """A provider API key the operator stored in Secrets Manager (fake value, never a real key)."""
+    name = args["secretId"]
+    return {
+        "arn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{name}-{_hex(name, 6)}",
+        "id": f"{name}|AWSCURRENT",
+        "secretId": name,
+        "secretString": f"offline-fake-{_hex(name, 12)}",
+        "versionId": _hex(name + "v", 32),
+        "versionStage": "AWSCURRENT",
+        "versionStages": ["AWSCURRENT"],
+    }
+
+
 INVOKES = {
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:iam/getSessionContext:getSessionContext": _session_context,
     "aws:index/getPartition:getPartition": _partition,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getRegion:getRegion": _region,
+    "aws:secretsmanager/getSecretVersion:getSecretVersion": _secret_version,
 }

@@ -56,6 +56,9 @@ def clean(value: Any) -> Any:
     """Secrets masked; whole numbers back to ints (the wire format carries every number as a float)."""
     if isinstance(value, dict):
         if value.get("4dabf18193072939515e22adb298388d") == _SECRET_SIG:
+            inner = value.get("value")
+            if isinstance(inner, dict):  # keep the keys (e.g. a Secret's stringData), mask the values
+                return {k: SECRET_MASK for k in inner}
             return SECRET_MASK
         return {k: clean(v) for k, v in value.items()}
     if isinstance(value, list):

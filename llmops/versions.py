@@ -63,3 +63,18 @@ QDRANT_IMAGE = "qdrant/qdrant:v1.15.5-unprivileged"
 # The snapshot CronJob: a stdlib-only Python step asks Qdrant for snapshots, the AWS CLI uploads.
 SNAPSHOT_PYTHON_IMAGE = "python:3.13.9-slim"
 AWS_CLI_IMAGE = "amazon/aws-cli:2.31.30"
+
+# --- Gateway ------------------------------------------------------------------------------------
+# LiteLLM proxy image; keep in step with litellm[proxy]==1.100.5 in requirements-test.txt, which
+# the real-proxy tests run. Since 1.84.0 LiteLLM tags releases plainly (v1.84.0, no -stable
+# suffix; docs.litellm.ai/blog/cleaner-release-versions), the same tag on litellm,
+# litellm-database and litellm-non_root. The non_root variant runs as a non-root user, which the
+# gateway's securityContext (runAsNonRoot) requires.
+LITELLM_IMAGE = "ghcr.io/berriai/litellm-non_root:v1.100.5"
+LITELLM_VERSION = "1.100.5"
+
+# RDS PostgreSQL of the gateway (keys, teams, budgets): the major version only. Minor versions
+# come from RDS's automatic minor upgrades (security fixes); pinning a minor would make every
+# such upgrade show as drift and a downgrade attempt. 17.7 was current in 2026
+# (docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html).
+GATEWAY_POSTGRES_VERSION = "17"

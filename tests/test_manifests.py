@@ -145,6 +145,9 @@ CRD_SCHEMA_DIR = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_v1_NodePool.json",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_v1_EC2NodeClass.json",
+    ("vpcresources.k8s.aws/v1beta1", "SecurityGroupPolicy"): (
+        "vpcresources.k8s.aws_v1beta1_SecurityGroupPolicy.json"
+    ),
 }
 # Custom kinds whose CRD schema could not be had offline (KEDA's charts ship theirs inside the
 # chart archive, which is not downloadable here); checked by the component tests instead.

@@ -49,7 +49,14 @@ def _default(field) -> str:
     value = field.default_factory() if field.default_factory else field.default
     if isinstance(value, BaseModel):
         return "see below"
-    return "`" + json.dumps(value) + "`"
+    return "`" + json.dumps(value, default=_plain) + "`"
+
+
+def _plain(value):
+    """List defaults may hold models (e.g. gateway.piiPatterns): show them as a file would."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, exclude_defaults=True)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def rows(model: type[BaseModel], prefix: str) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from llmops.settings.base import Settings, dns_label
+from llmops.settings.gateway import GatewaySettings, check_gateway
 from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
 from llmops.settings.serving import (
     ModelSettings,
@@ -56,6 +57,8 @@ class StackSettings(Settings):
     """Self-hosted models served by vLLM on the GPU pools, keyed by name."""
     observability: ObservabilitySettings = ObservabilitySettings()
     vector_db: VectorDbSettings = VectorDbSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    """The LiteLLM gateway: external providers, fallbacks, PII guardrails, spend logs, sizing."""
 
     @field_validator("allowed_regions")
     @classmethod
@@ -92,6 +95,14 @@ class StackSettings(Settings):
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_rules(cls, value: GatewaySettings, info: ValidationInfo) -> GatewaySettings:
+        classification = info.data.get("data_classification")
+        problems = check_gateway(value, classification) if classification else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @property
     def regulated(self) -> bool:

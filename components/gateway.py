@@ -1,0 +1,414 @@
+"""The LiteLLM gateway: spend-logs bucket, budgets database, secrets, Pod Identity role, and the
+Deployment running the config `llmops.gateway.config.render_config` generates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+from components import gateway_workload as workload
+from components import iam
+from components.context import AwsContext
+from llmops import versions
+from llmops.gateway.config import (
+    DATABASE_URL_ENV,
+    LOGS_BUCKET_ENV,
+    LOGS_KMS_KEY_ENV,
+    MASTER_KEY_ENV,
+    SPEND_LOG_PREFIX,
+    VLLM_API_KEY_ENV,
+    SelfHostedModel,
+    render_config,
+    render_environment,
+)
+
+NAMESPACE = "llmops-gateway"
+SERVICE_ACCOUNT = "litellm"
+DB_NAME = "litellm"
+DB_USER = "litellm"
+DB_PORT = 5432
+
+
+@dataclass
+class GatewayArgs:
+    context: AwsContext
+    cluster_name: pulumi.Input[str]
+    k8s_provider: k8s.Provider
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    """Clients inside the VPC (and the internal NLB) reach the gateway pods on port 4000."""
+    subnet_ids: list[pulumi.Input[str]]
+    """Private subnets for the database."""
+    cluster_security_group_id: pulumi.Input[str]
+    """Given to the gateway pods too, so they keep reaching CoreDNS and the other pods."""
+    models: list[SelfHostedModel] = field(default_factory=list)
+    """Self-hosted models from the model-serving component (none: external providers only)."""
+    vllm_api_key: pulumi.Input[str] | None = None
+    """API key of the vLLM servers. None: one is generated (exported as vllm_api_key)."""
+
+
+class Gateway(pulumi.ComponentResource):
+    logs_bucket: pulumi.Output[str]
+    logs_key_arn: pulumi.Output[str]
+    database_endpoint: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    vllm_api_key: pulumi.Output[str]
+    config: dict
+    """The generated LiteLLM config (no secret values in it)."""
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:gateway:Gateway", name, None, opts)
+        self._ctx, self._name, self._args = args.context, name, args
+        settings = args.context.settings
+        self.config = render_config(settings, args.models)  # fails before any resource on bad input
+
+        logs_key = self._ctx.kms_key(f"{name}-logs-key", "Gateway spend logs", self)
+        data_key = self._ctx.kms_key(f"{name}-data-key", "Gateway database and secrets", self)
+        self.logs_key_arn = logs_key.arn
+        bucket = self._logs_bucket(logs_key)
+        self.logs_bucket = bucket.bucket
+
+        pods_sg = aws.ec2.SecurityGroup(
+            f"{name}-pods-sg",
+            description="LiteLLM gateway pods (security groups for pods)",
+            vpc_id=args.vpc_id,
+            ingress=[{"protocol": "tcp", "from_port": workload.PORT, "to_port": workload.PORT,
+                      "cidr_blocks": [args.vpc_cidr], "description": "gateway clients and the internal NLB"}],
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"],
+                     "description": "models, AWS endpoints, external providers"}],
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
+        database, password = self._database(data_key, pods_sg)
+        self.database_endpoint = database.address
+
+        master_key = random.RandomPassword(
+            f"{name}-master-key", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        vllm_key = args.vllm_api_key
+        if vllm_key is None:
+            vllm_key = random.RandomPassword(
+                f"{name}-vllm-key", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            ).result
+        self.vllm_api_key = pulumi.Output.secret(vllm_key)
+        database_url = pulumi.Output.secret(
+            pulumi.Output.format(
+                "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
+                DB_USER,
+                password.result,
+                database.address,
+                DB_PORT,
+                DB_NAME,
+            )
+        )
+        # LiteLLM's docs require the master key to start with "sk-" (virtual keys do too).
+        master = pulumi.Output.secret(pulumi.Output.format("sk-{0}", master_key.result))
+        self._secret("master-key", data_key, master)
+        self._secret("database-url", data_key, database_url)
+
+        role = self._role(bucket, logs_key)
+        self.role_arn = role.arn
+        env = {
+            MASTER_KEY_ENV: master,
+            DATABASE_URL_ENV: database_url,
+            VLLM_API_KEY_ENV: self.vllm_api_key,
+        }
+        env.update(self._provider_keys())
+        self._workload(env, bucket, logs_key, pods_sg)
+        self.register_outputs(
+            {
+                "logs_bucket": self.logs_bucket,
+                "database_endpoint": self.database_endpoint,
+                "role_arn": self.role_arn,
+            }
+        )
+
+    def _logs_bucket(self, key: aws.kms.Key) -> aws.s3.Bucket:
+        ctx, name, gw = self._ctx, self._name, self._ctx.settings.gateway
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            f"{name}-logs",
+            bucket_prefix=f"{ctx.settings.name_prefix}-gateway-logs-",
+            object_lock_enabled=ctx.settings.regulated,  # only settable at creation
+            force_destroy=not ctx.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=ctx.protect),
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-logs-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-logs-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-logs-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-logs-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": key.arn,
+                    },
+                    "bucket_key_enabled": True,  # one data key per bucket, not per record: cheaper KMS
+                }
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-logs-policy",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(
+                lambda arn: iam.document(
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [arn, f"{arn}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                )
+            ),
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-logs-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-spend-logs",
+                    "status": "Enabled",
+                    "filter": {"prefix": f"{SPEND_LOG_PREFIX}/"},
+                    "expiration": {"days": gw.spend_log_retention_days},
+                    "noncurrent_version_expiration": {"noncurrent_days": 30},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=child,
+        )
+        if ctx.settings.regulated:
+            # Governance mode: records cannot be altered or deleted before the retention period
+            # ends, except by a principal granted s3:BypassGovernanceRetention.
+            aws.s3.BucketObjectLockConfiguration(
+                f"{name}-logs-object-lock",
+                bucket=bucket.id,
+                rule={"default_retention": {"mode": "GOVERNANCE", "days": gw.spend_log_retention_days}},
+                opts=child,
+            )
+        return bucket
+
+    def _database(self, key: aws.kms.Key, pods_sg: aws.ec2.SecurityGroup):
+        ctx, name, gw, args = self._ctx, self._name, self._ctx.settings.gateway, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        db_sg = aws.ec2.SecurityGroup(
+            f"{name}-db-sg",
+            description="LiteLLM database: PostgreSQL from the gateway pods only",
+            vpc_id=args.vpc_id,
+            ingress=[{"protocol": "tcp", "from_port": DB_PORT, "to_port": DB_PORT,
+                      "security_groups": [pods_sg.id], "description": "gateway pods"}],
+            opts=child,
+        )  # fmt: skip
+        subnets = aws.rds.SubnetGroup(f"{name}-db-subnets", subnet_ids=args.subnet_ids, opts=child)
+        password = random.RandomPassword(f"{name}-db-password", length=40, special=False, opts=child)
+        database = aws.rds.Instance(
+            f"{name}-db",
+            identifier_prefix=f"{ctx.settings.name_prefix}-gateway-",
+            engine="postgres",
+            engine_version=versions.GATEWAY_POSTGRES_VERSION,
+            instance_class=gw.database_instance_class,
+            allocated_storage=gw.database_storage_gib,
+            max_allocated_storage=gw.database_storage_gib * 5,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_name=DB_NAME,
+            username=DB_USER,
+            password=password.result,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[db_sg.id],
+            publicly_accessible=False,
+            multi_az=gw.multi_az(ctx.settings.environment),
+            backup_retention_period=gw.database_backup_retention_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=ctx.protect,
+            skip_final_snapshot=not ctx.protect,
+            final_snapshot_identifier=f"{ctx.settings.name_prefix}-gateway-final" if ctx.protect else None,
+            auto_minor_version_upgrade=True,
+            enabled_cloudwatch_logs_exports=["postgresql"],
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            opts=pulumi.ResourceOptions(parent=self, protect=ctx.protect),
+        )
+        return database, password
+
+    def _secret(self, role: str, key: aws.kms.Key, value: pulumi.Input[str]) -> aws.secretsmanager.Secret:
+        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-{role}",
+            name_prefix=f"{ctx.settings.name_prefix}/gateway/{role}-",
+            kms_key_id=key.arn,
+            recovery_window_in_days=30 if ctx.protect else 0,
+            opts=pulumi.ResourceOptions(parent=self, protect=ctx.protect),
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-{role}-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(value),
+            opts=child,
+        )
+        return secret
+
+    def _provider_keys(self) -> dict[str, pulumi.Output[str]]:
+        """External providers' API keys, read from the Secrets Manager secrets the stack names."""
+        keys = {}
+        for provider in self._ctx.settings.gateway.external_providers:
+            if provider.api_key_secret:
+                version = aws.secretsmanager.get_secret_version_output(
+                    secret_id=provider.api_key_secret,
+                    opts=pulumi.InvokeOutputOptions(provider=self._ctx.provider),
+                )
+                keys[provider.api_key_env] = pulumi.Output.secret(version.secret_string)
+        return keys
+
+    def _role(self, bucket: aws.s3.Bucket, key: aws.kms.Key) -> aws.iam.Role:
+        ctx, name, child = self._ctx, self._name, pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=iam.pod_identity_trust(ctx.account_id), opts=child
+        )
+        statements = [
+            iam.allow(["s3:PutObject"], bucket.arn.apply(lambda a: f"{a}/{SPEND_LOG_PREFIX}/*")),
+            iam.allow(["kms:GenerateDataKey", "kms:Encrypt"], key.arn),
+        ]
+        bedrock = [p for p in ctx.settings.gateway.external_providers if p.kind == "bedrock"]
+        if bedrock:
+            regions = sorted({p.aws_region or ctx.region for p in bedrock})
+            statements.append(
+                iam.allow(
+                    ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                    [f"arn:{ctx.partition}:bedrock:{r}::foundation-model/*" for r in regions],
+                )
+            )
+        aws.iam.RolePolicy(
+            f"{name}-role-policy", role=role.id, policy=iam.document_output(*statements), opts=child
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{name}-identity",
+            cluster_name=self._args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            opts=child,
+        )
+        return role
+
+    def _workload(self, secret_env: dict, bucket, key, pods_sg) -> None:
+        settings, gw, name = self._ctx.settings, self._ctx.settings.gateway, self._name
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self._args.k8s_provider)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+            opts=k8s_opts,
+        )
+        meta = {"namespace": ns.metadata["name"], "labels": workload.LABELS}
+        k8s.core.v1.ServiceAccount(f"{name}-sa", metadata={**meta, "name": SERVICE_ACCOUNT}, opts=k8s_opts)
+        config_yaml = yaml.safe_dump(self.config, sort_keys=False)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata={**meta, "name": "litellm-config"},
+            data={workload.CONFIG_KEY: config_yaml},
+            opts=k8s_opts,
+        )
+        env_secret = k8s.core.v1.Secret(
+            f"{name}-env",
+            metadata={**meta, "name": "litellm-env"},
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in secret_env.items()},
+            opts=k8s_opts,
+        )
+        # Security groups for pods (vpc-cni ENABLE_POD_ENI): the database admits only this group.
+        k8s.apiextensions.CustomResource(
+            f"{name}-pods-sgp",
+            api_version="vpcresources.k8s.aws/v1beta1",
+            kind="SecurityGroupPolicy",
+            metadata={**meta, "name": "litellm"},
+            spec={
+                "podSelector": {"matchLabels": workload.SELECTOR},
+                "securityGroups": {"groupIds": [pods_sg.id, self._args.cluster_security_group_id]},
+            },
+            opts=k8s_opts,
+        )
+        plain_env = {
+            **render_environment(settings),
+            LOGS_BUCKET_ENV: bucket.bucket,
+            LOGS_KMS_KEY_ENV: key.arn,
+            "AWS_REGION": settings.region,
+        }
+        template = workload.pod_template(
+            service_account=SERVICE_ACCOUNT,
+            config_map=config_map.metadata["name"],
+            env_secret=env_secret.metadata["name"],
+            plain_env=plain_env,
+            checksum=workload.config_checksum(config_yaml),
+            cpu_request=gw.cpu_request,
+            cpu_limit=gw.cpu_limit,
+            memory_mib=gw.memory_request_mib,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={**meta, "name": "litellm"},
+            spec={
+                "replicas": gw.min_replicas,
+                "selector": {"matchLabels": workload.SELECTOR},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": template,
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self._args.k8s_provider, ignore_changes=["spec.replicas"]
+            ),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={**meta, "name": "litellm", "annotations": workload.internal_service_annotations()},
+            spec={
+                "type": "LoadBalancer",
+                "selector": workload.SELECTOR,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=k8s_opts,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata={**meta, "name": "litellm"},
+            spec=workload.hpa_spec(deployment.metadata["name"], gw.min_replicas, gw.max_replicas),
+            opts=k8s_opts,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={**meta, "name": "litellm"},
+            spec=workload.network_policy_spec(self._args.vpc_cidr),
+            opts=k8s_opts,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={**meta, "name": "litellm"},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": workload.SELECTOR}},
+            opts=k8s_opts,
+        )

@@ -1,0 +1,1 @@
+"""The LiteLLM gateway: config generation (pure) for the gateway component and its tests."""

@@ -1,0 +1,227 @@
+"""The LiteLLM proxy config, generated from the stack settings and the self-hosted models.
+
+`render_config` is a pure function: no I/O, no secrets. Every credential is an
+`os.environ/NAME` reference that LiteLLM resolves in the pod, from the Kubernetes Secret the
+gateway component fills from Secrets Manager. Values that only exist at deploy time (the logs
+bucket, its KMS key) are environment references too, so the same config renders offline.
+
+Config keys follow LiteLLM 1.100.5 (docs.litellm.ai/docs/proxy/configs); the s3_v2 logger
+parameters were read from litellm/integrations/s3_v2.py of that release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmops.errors import EXIT_USAGE, LlmopsError
+from llmops.settings.gateway import GatewaySettings, SelfHostedPricing
+from llmops.settings.stack import StackSettings
+
+# Environment variables the gateway pods receive from its Kubernetes Secret.
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+DATABASE_URL_ENV = "DATABASE_URL"
+VLLM_API_KEY_ENV = "VLLM_API_KEY"
+# ...and as plain values from the component (deploy-time outputs, not secrets).
+LOGS_BUCKET_ENV = "SPEND_LOGS_BUCKET"
+LOGS_KMS_KEY_ENV = "SPEND_LOGS_KMS_KEY_ARN"
+SPEND_LOG_PREFIX = "spend-logs"
+GUARDRAIL_NAME = "pii-content-filter"
+SECONDS_PER_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class SelfHostedModel:
+    """One model served by vLLM in the cluster, as the model-serving component reports it."""
+
+    public_name: str  # what clients ask the gateway for
+    served_name: str  # vLLM's --served-model-name
+    url: str  # in-cluster OpenAI-compatible base URL, e.g. http://llama.models.svc.cluster.local:8000/v1
+    gpu_model: str  # e.g. L4, for the record
+    gpus_per_replica: int  # tensor-parallel size
+    instance_usd_per_hour: float  # list price of the instance a replica runs on
+    tokens_per_second_assumption: float  # generated tokens per second one replica sustains
+    gpus_per_instance: int | None = None  # defaults to gpus_per_replica: the replica fills the node
+
+    @property
+    def replica_usd_per_hour(self) -> float:
+        """The replica's share of its instance: the instance price times its share of the GPUs."""
+        per_instance = self.gpus_per_instance or self.gpus_per_replica
+        return self.instance_usd_per_hour * self.gpus_per_replica / per_instance
+
+
+def token_prices(model: SelfHostedModel, pricing: SelfHostedPricing) -> tuple[float, float]:
+    """(input, output) USD per token for a self-hosted model.
+
+    output = replica_usd_per_hour / (3600 * tokens_per_second_assumption * assumed_utilization)
+    input  = output * input_to_output_cost_ratio
+
+    A replica busy `assumed_utilization` of its hours at the assumed throughput then charges its
+    whole GPU-hour cost to the tokens it serves; lower real utilisation shows up as unrecovered
+    GPU spend in the cost alarms rather than as cheaper tokens.
+    """
+    problems = []
+    if model.instance_usd_per_hour <= 0:
+        problems.append("instance_usd_per_hour must be above 0 (self-hosted spend is never free)")
+    if model.tokens_per_second_assumption <= 0:
+        problems.append("tokens_per_second_assumption must be above 0")
+    if model.gpus_per_replica < 1 or (model.gpus_per_instance or 1) < model.gpus_per_replica:
+        problems.append("gpus_per_replica must be >= 1 and fit in gpus_per_instance")
+    if problems:
+        raise LlmopsError(f"self-hosted model {model.public_name}: " + "; ".join(problems), EXIT_USAGE)
+    tokens_per_hour = SECONDS_PER_HOUR * model.tokens_per_second_assumption * pricing.assumed_utilization
+    output = model.replica_usd_per_hour / tokens_per_hour
+    return output * pricing.input_to_output_cost_ratio, output
+
+
+def render_config(settings: StackSettings, models: list[SelfHostedModel]) -> dict:
+    """The LiteLLM proxy config (to be written as config.yaml) for this stack."""
+    gw = settings.gateway
+    model_list = [_self_hosted_entry(m, gw) for m in models]
+    model_list += _external_entries(settings)
+    _check_names(gw, models)
+    config: dict = {
+        "model_list": model_list,
+        "router_settings": _router_settings(gw),
+        "litellm_settings": _litellm_settings(settings),
+        "general_settings": {
+            "master_key": f"os.environ/{MASTER_KEY_ENV}",
+            "database_url": f"os.environ/{DATABASE_URL_ENV}",
+            # Spend rows in the database keep token counts and cost, never the prompt text.
+            "store_prompts_in_spend_logs": False,
+        },
+    }
+    if gw.guardrail_on(settings.sensitive):
+        config["guardrails"] = [_pii_guardrail(gw)]
+    return config
+
+
+def render_environment(settings: StackSettings) -> dict[str, str]:
+    """Plain (non-secret) environment of the gateway container that the config depends on.
+
+    The s3_v2 logger takes its batch size and flush interval only from these variables, read
+    when litellm is imported (litellm/constants.py), so they cannot live in config.yaml.
+    """
+    gw = settings.gateway
+    return {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the cost map at start-up
+        "DEFAULT_S3_BATCH_SIZE": str(gw.spend_log_batch_size),
+        "DEFAULT_S3_FLUSH_INTERVAL_SECONDS": str(gw.spend_log_flush_interval_seconds),
+    }
+
+
+def secret_environment_names(settings: StackSettings) -> list[str]:
+    """Names of the environment variables the gateway's Kubernetes Secret must provide."""
+    names = [MASTER_KEY_ENV, DATABASE_URL_ENV, VLLM_API_KEY_ENV]
+    return names + [p.api_key_env for p in settings.gateway.external_providers if p.api_key_secret]
+
+
+def _self_hosted_entry(model: SelfHostedModel, gw: GatewaySettings) -> dict:
+    input_cost, output_cost = token_prices(model, gw.self_hosted_pricing)
+    return {
+        "model_name": model.public_name,
+        "litellm_params": {
+            "model": f"hosted_vllm/{model.served_name}",
+            "api_base": model.url,
+            "api_key": f"os.environ/{VLLM_API_KEY_ENV}",
+            "input_cost_per_token": float(f"{input_cost:.6e}"),
+            "output_cost_per_token": float(f"{output_cost:.6e}"),
+            "timeout": gw.request_timeout_seconds,
+        },
+        "model_info": {
+            "self_hosted": True,
+            "gpu_model": model.gpu_model,
+            "gpus_per_replica": model.gpus_per_replica,
+            "replica_usd_per_hour": round(model.replica_usd_per_hour, 6),
+            "tokens_per_second_assumption": model.tokens_per_second_assumption,
+            "assumed_utilization": gw.self_hosted_pricing.assumed_utilization,
+        },
+    }
+
+
+def _external_entries(settings: StackSettings) -> list[dict]:
+    entries = []
+    for provider in settings.gateway.external_providers:
+        for model in provider.models:
+            params: dict = {"model": f"{provider.kind}/{model.upstream}"}
+            if provider.api_key_secret:
+                params["api_key"] = f"os.environ/{provider.api_key_env}"
+            if provider.api_base:
+                params["api_base"] = provider.api_base
+            if provider.kind == "bedrock":
+                params["aws_region_name"] = provider.aws_region or settings.region
+            params["timeout"] = settings.gateway.request_timeout_seconds
+            entries.append(
+                {
+                    "model_name": model.name,
+                    "litellm_params": params,
+                    "model_info": {"self_hosted": False, "provider": provider.name},
+                }
+            )
+    return entries
+
+
+def _check_names(gw: GatewaySettings, models: list[SelfHostedModel]) -> None:
+    self_hosted = [m.public_name for m in models]
+    external = set(gw.external_model_names())
+    known = set(self_hosted) | external
+    problems = [f"model {n} is served twice" for n in sorted(set(self_hosted)) if self_hosted.count(n) > 1]
+    problems += [f"{n} is both self-hosted and external" for n in sorted(set(self_hosted) & external)]
+    for i, chain in enumerate(gw.fallbacks):
+        unknown = [n for n in [chain.model, *chain.to] if n not in known]
+        if unknown:
+            problems.append(f"llmops:gateway.fallbacks[{i}]: unknown model(s) {', '.join(unknown)}")
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems)
+        raise LlmopsError(f"gateway config: {len(problems)} problem(s):\n{listed}", EXIT_USAGE)
+
+
+def _router_settings(gw: GatewaySettings) -> dict:
+    return {
+        "routing_strategy": "simple-shuffle",
+        "num_retries": gw.num_retries,
+        "timeout": gw.request_timeout_seconds,
+        "allowed_fails": gw.allowed_fails,
+        "cooldown_time": gw.cooldown_seconds,
+        "fallbacks": [{chain.model: list(chain.to)} for chain in gw.fallbacks],
+    }
+
+
+def _litellm_settings(settings: StackSettings) -> dict:
+    gw = settings.gateway
+    return {
+        "request_timeout": gw.request_timeout_seconds,
+        "drop_params": True,  # vLLM rejects OpenAI-only parameters instead of ignoring them
+        # Successes and failures both carry cost and team metadata the cost alarms aggregate.
+        "success_callback": ["s3_v2"],
+        "failure_callback": ["s3_v2"],
+        "s3_callback_params": {
+            "s3_bucket_name": f"os.environ/{LOGS_BUCKET_ENV}",
+            "s3_region_name": settings.region,
+            "s3_path": SPEND_LOG_PREFIX,
+            "s3_server_side_encryption": "aws:kms",
+            "s3_sse_kms_key_id": f"os.environ/{LOGS_KMS_KEY_ENV}",
+            # Keys stay <prefix>/<date>/<id>.json: the aggregator reads the team from the record,
+            # and one layout keeps the S3 event filter and lifecycle rules simple.
+            "s3_use_team_prefix": False,
+            "s3_strip_base64_files": True,
+        },
+        "turn_off_message_logging": not gw.message_logging_on(settings.regulated),
+    }
+
+
+def _pii_guardrail(gw: GatewaySettings) -> dict:
+    patterns = []
+    for p in gw.pii_patterns:
+        if p.regex is None:
+            patterns.append({"pattern_type": "prebuilt", "pattern_name": p.name, "action": p.action})
+        else:
+            patterns.append({"pattern_type": "regex", "name": p.name, "pattern": p.regex, "action": p.action})
+    return {
+        "guardrail_name": GUARDRAIL_NAME,
+        "litellm_params": {
+            "guardrail": "litellm_content_filter",
+            "mode": "pre_call",  # during_call MASK is racy upstream; pre_call masks before routing
+            "default_on": True,  # every request, whatever the key or team asks for
+            "patterns": patterns,
+        },
+    }

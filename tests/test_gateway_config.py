@@ -1,0 +1,172 @@
+"""render_config, the pure function behind the gateway's config.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops.errors import LlmopsError
+from llmops.gateway.config import (
+    SelfHostedModel,
+    render_config,
+    render_environment,
+    secret_environment_names,
+    token_prices,
+)
+from llmops.settings import from_config, load_stack_file
+from llmops.settings.gateway import SelfHostedPricing
+
+STACKS = Path(__file__).parent.parent / "stacks"
+LLAMA = SelfHostedModel(
+    public_name="llama-3.1-8b",
+    served_name="meta-llama/Llama-3.1-8B-Instruct",
+    url="http://llama.models.svc.cluster.local:8000/v1",
+    gpu_model="L4",
+    gpus_per_replica=1,
+    instance_usd_per_hour=0.8048,  # g6.xlarge, llmops/instances.py
+    tokens_per_second_assumption=400,
+)
+OPENAI = {
+    "name": "openai",
+    "kind": "openai",
+    "apiKeySecret": "llmops/gateway/openai",
+    "models": [{"name": "gpt-4o-mini"}],
+}
+BEDROCK = {"name": "bedrock", "kind": "bedrock", "models": [{"name": "claude", "model": "anthropic.claude"}]}
+
+
+def settings(classification="internal", **gateway):
+    return from_config(
+        {
+            "aws:region": "me-central-1",
+            "llmops:environment": "test",
+            "llmops:dataClassification": classification,
+            "llmops:gateway": json.dumps(gateway),
+        }
+    )
+
+
+def entry(config: dict, name: str) -> dict:
+    return next(e for e in config["model_list"] if e["model_name"] == name)
+
+
+def test_self_hosted_model_routes_to_vllm_with_explicit_nonzero_prices():
+    config = render_config(settings(), [LLAMA])
+    params = entry(config, "llama-3.1-8b")["litellm_params"]
+    assert params["model"] == "hosted_vllm/meta-llama/Llama-3.1-8B-Instruct"
+    assert params["api_base"] == LLAMA.url
+    assert params["api_key"] == "os.environ/VLLM_API_KEY"
+    # 0.8048 USD/h over 400 tok/s at 50% utilisation: 1.1178e-6 USD per output token.
+    assert params["output_cost_per_token"] == pytest.approx(0.8048 / (3600 * 400 * 0.5), rel=1e-6)
+    assert params["input_cost_per_token"] == pytest.approx(params["output_cost_per_token"] * 0.25, rel=1e-6)
+
+
+def test_replica_pays_only_its_share_of_a_multi_gpu_instance():
+    shared = SelfHostedModel("m", "m", "http://m:8000/v1", "L4", 1, 4.6016, 400, gpus_per_instance=4)
+    _, output = token_prices(shared, SelfHostedPricing())
+    assert output == pytest.approx(4.6016 / 4 / (3600 * 400 * 0.5))
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("instance_usd_per_hour", 0.0), ("tokens_per_second_assumption", 0), ("gpus_per_replica", 0)],
+)
+def test_fails_when_a_model_would_be_priced_at_zero_or_nonsense(field, value):
+    args = {**LLAMA.__dict__, field: value}
+    with pytest.raises(LlmopsError, match=f"self-hosted model llama-3.1-8b: .*{field}"):
+        render_config(settings(), [SelfHostedModel(**args)])
+
+
+def test_external_providers_read_keys_from_the_environment_only():
+    config = render_config(settings(externalProviders=[OPENAI, BEDROCK]), [LLAMA])
+    openai = entry(config, "gpt-4o-mini")["litellm_params"]
+    assert openai == {"model": "openai/gpt-4o-mini", "api_key": "os.environ/OPENAI_API_KEY", "timeout": 120}
+    bedrock = entry(config, "claude")["litellm_params"]
+    assert bedrock["model"] == "bedrock/anthropic.claude" and "api_key" not in bedrock
+    assert bedrock["aws_region_name"] == "me-central-1", "bedrock must stay in the stack's region"
+    assert "OPENAI_API_KEY" in secret_environment_names(settings(externalProviders=[OPENAI]))
+
+
+def test_router_settings_carry_fallbacks_retries_and_timeouts():
+    gw = {"externalProviders": [OPENAI], "fallbacks": [{"model": "llama-3.1-8b", "to": ["gpt-4o-mini"]}]}
+    router = render_config(settings(numRetries=3, requestTimeoutSeconds=60, **gw), [LLAMA])["router_settings"]
+    assert router["fallbacks"] == [{"llama-3.1-8b": ["gpt-4o-mini"]}]
+    assert router["num_retries"] == 3 and router["timeout"] == 60
+
+
+def test_fails_when_a_fallback_names_an_unknown_model():
+    with pytest.raises(LlmopsError, match=r"llmops:gateway.fallbacks\[0\]: unknown model\(s\) nope"):
+        render_config(settings(fallbacks=[{"model": "llama-3.1-8b", "to": ["nope"]}]), [LLAMA])
+
+
+@pytest.mark.parametrize("classification", ["confidential", "regulated"])
+def test_sensitive_stacks_mask_pii_before_the_call(classification):
+    (guardrail,) = render_config(settings(classification), [LLAMA])["guardrails"]
+    params = guardrail["litellm_params"]
+    assert params["guardrail"] == "litellm_content_filter"
+    assert params["mode"] == "pre_call" and params["default_on"] is True
+    prebuilt = {p["pattern_name"]: p["action"] for p in params["patterns"] if p["pattern_type"] == "prebuilt"}
+    for name in ("email", "credit_card", "iban", "uae_emirates_id", "uae_phone"):
+        assert prebuilt[name] == "MASK", name
+
+
+def test_internal_stack_has_no_guardrail_unless_asked():
+    assert "guardrails" not in render_config(settings("internal"), [LLAMA])
+    assert "guardrails" in render_config(settings("internal", piiGuardrail=True), [LLAMA])
+
+
+def test_block_action_is_passed_through():
+    gw = settings("confidential", piiPatterns=[{"name": "credit_card", "action": "BLOCK"}])
+    (pattern,) = render_config(gw, [LLAMA])["guardrails"][0]["litellm_params"]["patterns"]
+    assert pattern == {"pattern_type": "prebuilt", "pattern_name": "credit_card", "action": "BLOCK"}
+
+
+def test_spend_logs_go_to_the_kms_encrypted_bucket():
+    litellm = render_config(settings(), [LLAMA])["litellm_settings"]
+    assert litellm["success_callback"] == ["s3_v2"] and "s3_v2" in litellm["failure_callback"]
+    params = litellm["s3_callback_params"]
+    assert params["s3_server_side_encryption"] == "aws:kms"
+    assert params["s3_sse_kms_key_id"] == "os.environ/SPEND_LOGS_KMS_KEY_ARN"
+    assert params["s3_bucket_name"] == "os.environ/SPEND_LOGS_BUCKET"
+    assert params["s3_region_name"] == "me-central-1"
+    env = render_environment(settings(spendLogBatchSize=50, spendLogFlushIntervalSeconds=5))
+    assert env["DEFAULT_S3_BATCH_SIZE"] == "50" and env["DEFAULT_S3_FLUSH_INTERVAL_SECONDS"] == "5"
+    assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+
+
+def test_message_logging_is_off_in_regulated_stacks_and_prompts_never_stored():
+    regulated = render_config(settings("regulated"), [LLAMA])
+    internal = render_config(settings("internal"), [LLAMA])
+    assert regulated["litellm_settings"]["turn_off_message_logging"] is True
+    assert internal["litellm_settings"]["turn_off_message_logging"] is False
+    for config in (regulated, internal):
+        assert config["general_settings"]["store_prompts_in_spend_logs"] is False
+        assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+        assert config["general_settings"]["database_url"] == "os.environ/DATABASE_URL"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_shipped_stacks_render_without_secret_values(stack):
+    config = render_config(load_stack_file(STACKS / f"Pulumi.{stack}.yaml"), [LLAMA])
+    text = yaml.safe_dump(config)
+    assert yaml.safe_load(text) == config, "config must survive a YAML round trip unchanged"
+    credentials = {"api_key", "master_key", "database_url", "s3_sse_kms_key_id", "s3_bucket_name"}
+    for path, value in walk(config):
+        if path[-1] in credentials:
+            assert str(value).startswith("os.environ/"), f"{'.'.join(map(str, path))} is inlined"
+    for word in ("password", "secret_access_key", "sk-"):
+        assert word not in text.lower(), word
+
+
+def walk(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, (*path, i))
+    else:
+        yield path, node

@@ -1,0 +1,290 @@
+"""The generated config, loaded by the real LiteLLM proxy on 127.0.0.1.
+
+Fixtures (module-scoped, stopped at teardown): two OpenAI-compatible stubs standing in for vLLM
+(tests/stubs), a moto server for S3 and KMS, and `python -m litellm.proxy.proxy_cli` as a
+subprocess on a free port with the config `render_config` produced for a regulated stack. The
+only change made to the rendered config is `s3_endpoint_url`, pointing the spend logger at moto.
+No database: the proxy runs with the master key only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops.gateway.config import (
+    LOGS_BUCKET_ENV,
+    LOGS_KMS_KEY_ENV,
+    MASTER_KEY_ENV,
+    VLLM_API_KEY_ENV,
+    SelfHostedModel,
+    render_config,
+    render_environment,
+)
+from llmops.settings import from_config
+from tests.stubs.openai_stub import REPLY, OpenAIStub
+
+pytestmark = pytest.mark.slow
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+if importlib.util.find_spec("litellm") is None:  # found, not imported: the proxy runs in a subprocess
+    pytest.skip("litellm[proxy] is not installed", allow_module_level=True)
+
+MASTER_KEY = "sk-test-master-key-not-a-secret"
+VLLM_KEY = "vllm-test-key"
+BUCKET = "llmops-test-gateway-logs"
+REGION = "me-central-1"
+START_TIMEOUT_S = 180
+TEAM_METADATA = {
+    "tags": ["team:payments", "route:fraud-triage"],
+    "spend_logs_metadata": {"team": "payments", "key_alias": "payments-ci", "route": "fraud-triage"},
+}
+PII = {
+    "emirates_id": "784-1987-1234567-1",
+    "iban": "AE07 0331 2345 6789 0123 456",
+    "card": "4111 1111 1111 1111",
+    "email": "jane.doe@example.ae",
+}
+
+SETTINGS = {
+    "aws:region": REGION,
+    "llmops:environment": "test",
+    "llmops:dataClassification": "regulated",
+    "llmops:gateway": json.dumps(
+        {
+            "fallbacks": [{"model": "chat-flaky", "to": ["chat-backup"]}],
+            "numRetries": 1,
+            "spendLogFlushIntervalSeconds": 1,
+            "spendLogBatchSize": 1,
+        }
+    ),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def stubs():
+    started = {name: OpenAIStub(name).start() for name in ("primary", "flaky", "backup")}
+    started["flaky"].failing = True
+    yield started
+    for stub in started.values():
+        stub.stop()
+
+
+@pytest.fixture(scope="module")
+def moto():
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/moto-api/", 30)
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    s3 = session.client("s3", endpoint_url=url)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    key_arn = session.client("kms", endpoint_url=url).create_key(Description="gateway logs")["KeyMetadata"][
+        "Arn"
+    ]
+    yield {"url": url, "s3": s3, "kms_key_arn": key_arn}
+    target = os.environ.get("LLMOPS_SAVE_SPEND_LOGS")  # regenerate tests/fixtures/spend_logs
+    if target:
+        save_records(s3, Path(target))
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(stubs, moto, tmp_path_factory):
+    settings = from_config(SETTINGS, source="test settings")
+    models = [
+        SelfHostedModel("chat-primary", "org/served-primary", stubs["primary"].url, "L4", 1, 0.8048, 400),
+        SelfHostedModel("chat-flaky", "org/served-flaky", stubs["flaky"].url, "L4", 1, 0.8048, 400),
+        SelfHostedModel("chat-backup", "org/served-backup", stubs["backup"].url, "L40S", 1, 1.861, 600),
+    ]
+    config = render_config(settings, models)
+    config["litellm_settings"]["s3_callback_params"]["s3_endpoint_url"] = moto["url"]  # the one test override
+    workdir = tmp_path_factory.mktemp("litellm")
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "LITELLM_", "DATABASE_")) and "proxy" not in key.lower()
+    }
+    env.update(render_environment(settings))
+    env.update(
+        {
+            MASTER_KEY_ENV: MASTER_KEY,
+            VLLM_API_KEY_ENV: VLLM_KEY,
+            LOGS_BUCKET_ENV: BUCKET,
+            LOGS_KMS_KEY_ENV: moto["kms_key_arn"],
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "LITELLM_TELEMETRY": "False",
+        }
+    )
+    log_path = workdir / "proxy.log"
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config_path),
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health/liveliness", START_TIMEOUT_S, proc)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"proxy did not start:\n{log_path.read_text()[-4000:]}") from None
+    print(f"\nLiteLLM proxy ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    yield {"base": base, "log": log_path, "config": config}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def chat(proxy, model: str, content: str, **extra) -> dict:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+    request = urllib.request.Request(
+        f"{proxy['base']}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        raise AssertionError(f"{model}: HTTP {err.code}: {err.read()[:2000]!r}") from None
+
+
+def test_self_hosted_model_reaches_vllm_under_its_served_name(proxy, stubs):
+    before = len(stubs["primary"].chat_requests())
+    reply = chat(proxy, "chat-primary", "hello")
+    assert reply["choices"][0]["message"]["content"] == REPLY
+    sent = stubs["primary"].chat_requests()[before:]
+    assert [r["body"]["model"] for r in sent] == ["org/served-primary"]
+    assert sent[0]["headers"].get("authorization") == f"Bearer {VLLM_KEY}", (
+        "api_key must come from VLLM_API_KEY"
+    )
+
+
+def test_fallback_answers_when_the_primary_upstream_is_down(proxy, stubs):
+    before_flaky = len(stubs["flaky"].chat_requests())
+    before_backup = len(stubs["backup"].chat_requests())
+    reply = chat(proxy, "chat-flaky", "are you there?")
+    assert reply["choices"][0]["message"]["content"] == REPLY
+    assert len(stubs["flaky"].chat_requests()) > before_flaky, "the primary was never tried"
+    backup = stubs["backup"].chat_requests()[before_backup:]
+    assert [r["body"]["model"] for r in backup] == ["org/served-backup"]
+
+
+def test_pii_is_masked_before_it_reaches_the_model(proxy, stubs):
+    before = len(stubs["primary"].chat_requests())
+    prompt = (
+        f"Customer {PII['email']} with Emirates ID {PII['emirates_id']} wants to pay "
+        f"from IBAN {PII['iban']} using card {PII['card']}. Summarise."
+    )
+    reply = chat(proxy, "chat-primary", prompt)
+    assert reply["choices"][0]["message"]["content"] == REPLY
+    (sent,) = stubs["primary"].chat_requests()[before:]
+    text = json.dumps(sent["body"])
+    for label, value in PII.items():
+        assert value not in text, f"{label} reached the model unmasked"
+    for tag in ("EMAIL", "UAE_EMIRATES_ID", "IBAN_GROUPED", "CREDIT_CARD"):
+        assert f"[{tag}_REDACTED]" in text, f"{tag} not masked: {text}"
+    # Digits of the IBAN must not survive piecemeal either.
+    assert "0331" not in text and "784-1987" not in text
+
+
+def test_spend_logs_land_in_s3_with_cost_and_team_metadata(proxy, moto):
+    reply = chat(proxy, "chat-primary", "price this call", metadata=TEAM_METADATA, user="payments-app")
+    (record,) = wait_for_records(moto["s3"], lambda r: r["id"] == reply["id"])
+    assert record["status"] == "success" and record["model_group"] == "chat-primary"
+    assert record["response_cost"] > 0, "self-hosted spend must never be recorded as $0"
+    prices = proxy["config"]["model_list"][0]["litellm_params"]
+    expected = (
+        record["prompt_tokens"] * prices["input_cost_per_token"]
+        + record["completion_tokens"] * prices["output_cost_per_token"]
+    )
+    assert record["response_cost"] == pytest.approx(expected, rel=1e-6)
+    assert record["metadata"]["user_api_key_hash"], "key metadata missing"
+    assert record["metadata"]["spend_logs_metadata"] == TEAM_METADATA["spend_logs_metadata"]
+    assert {"team:payments", "route:fraud-triage"} <= set(record["request_tags"])
+    assert record["end_user"] == "payments-app"
+    key = next(o["Key"] for o in list_logs(moto["s3"]) if reply["id"] in o["Key"])
+    head = moto["s3"].head_object(Bucket=BUCKET, Key=key)
+    assert head.get("ServerSideEncryption") == "aws:kms"
+    assert head.get("SSEKMSKeyId", "").endswith(moto["kms_key_arn"].split("/")[-1])
+
+
+def test_regulated_spend_logs_keep_no_message_text_and_no_key(proxy, moto):
+    reply = chat(proxy, "chat-primary", f"secret plan for {PII['email']}", metadata=TEAM_METADATA)
+    (record,) = wait_for_records(moto["s3"], lambda r: r["id"] == reply["id"])
+    dumped = json.dumps(record)
+    assert "secret plan" not in dumped and PII["email"] not in dumped and REPLY not in dumped
+    assert record["messages"][0]["content"] == "redacted-by-litellm"
+    for obj in list_logs(moto["s3"]):
+        body = moto["s3"].get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode()
+        assert MASTER_KEY not in body and VLLM_KEY not in body, obj["Key"]
+
+
+def wait_for_records(s3, predicate, timeout_s: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        records = [
+            json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in list_logs(s3)
+        ]
+        matching = [r for r in records if predicate(r)]
+        if matching:
+            return matching
+        time.sleep(0.5)
+    raise AssertionError(f"no matching spend log in s3://{BUCKET} after {timeout_s}s")
+
+
+def list_logs(s3) -> list[dict]:
+    return s3.list_objects_v2(Bucket=BUCKET, Prefix="spend-logs/").get("Contents", [])
+
+
+def save_records(s3, target: Path) -> None:
+    """Copy every spend-log object, byte for byte, keeping its key below the bucket."""
+    for obj in list_logs(s3):
+        path = target / obj["Key"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
