@@ -126,9 +126,29 @@ class BucketIndex:
             if subs or unresolved == 0:
                 yield bucket, subs
 
+    def log_targets(self) -> tuple[set[str], bool]:
+        """URNs of buckets that receive access logs, and whether some target could not be placed."""
+        targets: set[str] = set()
+        unplaced = False
+        for log in self.stack.of(*LOGGING):
+            target = None
+            with skip_unknown:
+                target = link(log, self.buckets, "targetBucket", exact=True)
+            if target is None:
+                unplaced = True
+            else:
+                targets.add(target.urn)
+        return targets, unplaced
+
     def prompt_store_buckets(self) -> list[Res]:
-        """Buckets declared inside the prompt-store component (type llmops:prompt_store:...)."""
-        return [b for b in self.buckets if any(PROMPT_STORE_COMPONENT.match(a.type) for a in b.ancestors())]
+        """Buckets declared inside the prompt-store component (type llmops:prompt_store:...), except
+        its access-log bucket (S3 refuses Object Lock retention on log targets)."""
+        targets, _ = self.log_targets()
+        return [
+            b
+            for b in self.buckets
+            if b.urn not in targets and any(PROMPT_STORE_COMPONENT.match(a.type) for a in b.ancestors())
+        ]
 
 
 # ---------------------------------------------------------------- IAM documents

@@ -60,10 +60,10 @@ class Anchor:
 
 
 def anchors(*pairs: str) -> tuple[Anchor, ...]:
-    """anchors("Checkov:CKV_AWS_145", "PCI DSS 4.0:3.5.1") -> Anchors (split on the first colon)."""
+    """anchors("Checkov:CKV_AWS_145", "ISO 27001:2022:A.8.24") -> Anchors (split on the last colon)."""
     out = []
     for pair in pairs:
-        framework, _, ref = pair.partition(":")
+        framework, _, ref = pair.rpartition(":")
         out.append(Anchor(framework.strip(), ref.strip()))
     return tuple(out)
 
@@ -253,21 +253,24 @@ class Ctx:
         return not self.allowed_regions or region in self.allowed_regions
 
 
-def provider_tags(provider_props: Mapping[str, Any] | None) -> dict[str, str]:
-    """Default tags of an AWS provider: the engine passes defaultTags as a JSON string."""
+def provider_tags(provider_props: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Default tags of an AWS provider (the engine passes defaultTags as a JSON string); None when
+    they are unknown (preview), so callers can skip instead of reporting every tag missing."""
     if not provider_props:
         return {}
-    with skip_unknown:
+    try:
         doc = json_doc(provider_props.get("defaultTags"))
         tags = get(doc, "tags") if isinstance(doc, Mapping) else None
-        if isinstance(tags, Mapping):
-            return {str(k): str(v) for k, v in tags.items()}
+    except UnknownValueError:
+        return None
+    if isinstance(tags, Mapping):
+        return {str(k): str(v) for k, v in tags.items()}
     return {}
 
 
 def make_ctx(rule: Rule, config: Mapping[str, Any] | None, provider_props: Mapping[str, Any] | None) -> Ctx:
     merged = {**rule.defaults(), **dict(config or {})}
-    classification = merged.get("dataClassification") or provider_tags(provider_props).get(TAG)
+    classification = merged.get("dataClassification") or (provider_tags(provider_props) or {}).get(TAG)
     if classification not in CLASSIFICATIONS:
         classification = DEFAULT_CLASSIFICATION
     regions = tuple(str(r) for r in as_list(merged.get("allowedRegions")))

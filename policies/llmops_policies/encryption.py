@@ -7,7 +7,22 @@ from collections.abc import Iterator
 
 from . import _aws
 from ._k8s import EC2_NODECLASS, STORAGE_CLASS
-from ._rule import A, Ctx, D, M, Res, Stack, anchors, as_list, get, levels, resource_rule, stack_rule, truthy
+from ._rule import (
+    A,
+    Ctx,
+    D,
+    M,
+    Res,
+    Stack,
+    anchors,
+    as_list,
+    get,
+    levels,
+    resource_rule,
+    skip_unknown,
+    stack_rule,
+    truthy,
+)
 
 ENC_LEVELS = levels(A, M, M, M)  # encryption costs nothing in the way of a dev stack
 KMS_ALGOS = ("aws:kms", "aws:kms:dsse")
@@ -35,22 +50,27 @@ KMS_ALGOS = ("aws:kms", "aws:kms:dsse")
 def s3_encrypted(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
     for bucket, configs in index.missing(_aws.SSE, _aws.SSE_V2):
-        if not configs:
-            yield (
-                bucket,
-                f"S3 bucket {bucket.name} must have a BucketServerSideEncryptionConfiguration using aws:kms.",
-            )
-        for cfg in configs:
-            rules = as_list(cfg.get("rules"))
-            algos = [get(r, "applyServerSideEncryptionByDefault.sseAlgorithm") for r in rules]
-            keys = [get(r, "applyServerSideEncryptionByDefault.kmsMasterKeyId") for r in rules]
-            if not any(a in KMS_ALGOS for a in algos):
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            if not configs:
                 yield (
-                    cfg,
-                    f"S3 bucket {bucket.name} must be encrypted with aws:kms, not {algos or 'nothing'}.",
+                    bucket,
+                    f"S3 bucket {bucket.name} must have a BucketServerSideEncryptionConfiguration using "
+                    f"aws:kms.",
                 )
-            elif not any(keys):
-                yield cfg, f"S3 bucket {bucket.name} must name a customer-managed KMS key (kmsMasterKeyId)."
+            for cfg in configs:
+                rules = as_list(cfg.get("rules"))
+                algos = [get(r, "applyServerSideEncryptionByDefault.sseAlgorithm") for r in rules]
+                keys = [get(r, "applyServerSideEncryptionByDefault.kmsMasterKeyId") for r in rules]
+                if not any(a in KMS_ALGOS for a in algos):
+                    yield (
+                        cfg,
+                        f"S3 bucket {bucket.name} must be encrypted with aws:kms, not {algos or 'nothing'}.",
+                    )
+                elif not any(keys):
+                    yield (
+                        cfg,
+                        f"S3 bucket {bucket.name} must name a customer-managed KMS key (kmsMasterKeyId).",
+                    )
 
 
 @stack_rule(
@@ -73,21 +93,22 @@ def s3_encrypted(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
 def s3_tls_only(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
     for bucket, policies in index.missing(_aws.BUCKET_POLICY):
-        denies = False
-        for policy in policies:
-            for st in _aws.statements(policy.get("policy")):
-                cond = st.get("Condition") or {}
-                secure = get(cond, "Bool") or {}
-                if (
-                    st.get("Effect") == "Deny"
-                    and str(secure.get("aws:SecureTransport", "")).lower() == "false"
-                ):
-                    denies = True
-        if not denies:
-            yield (
-                bucket,
-                f"S3 bucket {bucket.name} must have a bucket policy denying aws:SecureTransport false.",
-            )
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            denies = False
+            for policy in policies:
+                for st in _aws.statements(policy.get("policy")):
+                    cond = st.get("Condition") or {}
+                    secure = get(cond, "Bool") or {}
+                    if (
+                        st.get("Effect") == "Deny"
+                        and str(secure.get("aws:SecureTransport", "")).lower() == "false"
+                    ):
+                        denies = True
+            if not denies:
+                yield (
+                    bucket,
+                    f"S3 bucket {bucket.name} must have a bucket policy denying aws:SecureTransport false.",
+                )
 
 
 @resource_rule(

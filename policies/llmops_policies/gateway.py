@@ -141,7 +141,8 @@ def secrets_from_env(res: Res, ctx: Ctx) -> Iterator[str]:
         return
     for path, value in walk(cfg):
         key = path.rsplit(".", 1)[-1]
-        if isinstance(value, str) and value and SECRET_KEY.search(key) and not ENV_REF.match(value):
+        secret_key = SECRET_KEY.search(key) and not key.endswith("_per_token")
+        if isinstance(value, str) and value and secret_key and not ENV_REF.match(value):
             yield f"Gateway config {res.name} must read {path} from the environment (os.environ/NAME)."
         elif isinstance(value, str) and value.startswith(("sk-", "sk_live")):
             yield f"Gateway config {res.name} must not inline a key at {path}."

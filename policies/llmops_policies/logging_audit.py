@@ -98,19 +98,11 @@ def log_retention(res: Res, ctx: Ctx) -> Iterator[str]:
 )
 def s3_access_logging(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
-    targets: set[str] = set()
-    unplaced_targets = False
-    for log in stack.of(*_aws.LOGGING):
-        target = None
-        with skip_unknown:
-            target = _aws.link(log, index.buckets, "targetBucket", exact=True)
-        if target is None:
-            unplaced_targets = True  # the log bucket cannot be told apart: report nothing missing
-        else:
-            targets.add(target.urn)
+    targets, unplaced_targets = index.log_targets()  # unplaced: the log bucket is unknown, report nothing
     for bucket, logs in index.missing(*_aws.LOGGING):
-        if not logs and bucket.urn not in targets and not unplaced_targets:
-            yield bucket, f"S3 bucket {bucket.name} must have access logging (BucketLogging)."
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            if not logs and bucket.urn not in targets and not unplaced_targets:
+                yield bucket, f"S3 bucket {bucket.name} must have access logging (BucketLogging)."
 
 
 @stack_rule(

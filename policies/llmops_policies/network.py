@@ -49,8 +49,13 @@ def _is_default_deny(policy: Res) -> bool:
 def default_deny(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     denied: set[str] = set()
     for policy in stack.of(NETWORK_POLICY):
+        decided = False
         with skip_unknown:
             if _is_default_deny(policy):
+                denied.add(namespace(policy))
+            decided = True
+        if not decided:  # an unknown policy might be the default deny: do not judge its namespace
+            with skip_unknown:
                 denied.add(namespace(policy))
     exempt = set(as_list(ctx.cfg("exemptNamespaces")))
     reported: set[str] = set()

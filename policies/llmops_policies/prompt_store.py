@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import _aws
-from ._rule import A, Ctx, D, M, Res, Stack, anchors, as_list, get, levels, stack_rule, truthy
+from ._rule import A, Ctx, D, M, Res, Stack, anchors, as_list, get, levels, skip_unknown, stack_rule, truthy
 
 RECORDS = anchors(
     "ISO 27001:2022:A.5.33",
@@ -33,10 +33,11 @@ def versioning(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
     wanted = {b.urn for b in index.prompt_store_buckets()}
     for bucket, configs in index.missing(*_aws.VERSIONING):
-        if bucket.urn not in wanted:
-            continue
-        if not any(c.get("versioningConfiguration.status") == "Enabled" for c in configs):
-            yield bucket, f"Prompt-store bucket {bucket.name} must have versioning Enabled."
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            if bucket.urn not in wanted:
+                continue
+            if not any(c.get("versioningConfiguration.status") == "Enabled" for c in configs):
+                yield bucket, f"Prompt-store bucket {bucket.name} must have versioning Enabled."
 
 
 @stack_rule(
@@ -54,15 +55,19 @@ def object_lock(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
     wanted = {b.urn for b in index.prompt_store_buckets()}
     for bucket, configs in index.missing(*_aws.OBJECT_LOCK):
-        if bucket.urn not in wanted:
-            continue
-        if not truthy(bucket.get("objectLockEnabled", False)) and not any(
-            c.get("objectLockEnabled") == "Enabled" for c in configs
-        ):
-            yield bucket, f"Prompt-store bucket {bucket.name} must be created with objectLockEnabled true."
-        modes = [c.get("rule.defaultRetention.mode") for c in configs]
-        if not any(m in ("GOVERNANCE", "COMPLIANCE") for m in modes):
-            yield bucket, f"Prompt-store bucket {bucket.name} must have an Object Lock default retention."
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            if bucket.urn not in wanted:
+                continue
+            if not truthy(bucket.get("objectLockEnabled", False)) and not any(
+                c.get("objectLockEnabled") == "Enabled" for c in configs
+            ):
+                yield (
+                    bucket,
+                    f"Prompt-store bucket {bucket.name} must be created with objectLockEnabled true.",
+                )
+            modes = [c.get("rule.defaultRetention.mode") for c in configs]
+            if not any(m in ("GOVERNANCE", "COMPLIANCE") for m in modes):
+                yield bucket, f"Prompt-store bucket {bucket.name} must have an Object Lock default retention."
 
 
 @stack_rule(
@@ -83,30 +88,32 @@ def keeps_history(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     found, _ = index.configs(*_aws.LIFECYCLE)
     for urn in wanted:
         for lifecycle in found.get(urn, []):
-            bucket = next(b for b in index.buckets if b.urn == urn)
-            for rule in as_list(lifecycle.get("rules")):
-                if get(rule, "status") != "Enabled":
-                    continue
-                rid = get(rule, "id", "?")
-                if get(rule, "expiration.days") or get(rule, "expiration.date"):
-                    yield (
-                        lifecycle,
-                        f"Prompt-store bucket {bucket.name} must not expire current prompts (rule {rid}).",
-                    )
-                days = get(rule, "noncurrentVersionExpiration.noncurrentDays")
-                if days is None:
-                    continue
-                if ctx.classification == "regulated":
-                    yield (
-                        lifecycle,
-                        f"Prompt-store bucket {bucket.name} must keep noncurrent versions (rule {rid} "
-                        f"expires them).",
-                    )
-                elif int(days) < int(ctx.cfg("minNoncurrentDays")):
-                    yield (
-                        lifecycle,
-                        (
-                            f"Prompt-store bucket {bucket.name} must keep noncurrent versions at least "
-                            f"{ctx.cfg('minNoncurrentDays')} days (rule {rid}: {days})."
-                        ),
-                    )
+            with skip_unknown:  # an unknown value (preview) skips this one only
+                bucket = next(b for b in index.buckets if b.urn == urn)
+                for rule in as_list(lifecycle.get("rules")):
+                    if get(rule, "status") != "Enabled":
+                        continue
+                    rid = get(rule, "id", "?")
+                    if get(rule, "expiration.days") or get(rule, "expiration.date"):
+                        yield (
+                            lifecycle,
+                            f"Prompt-store bucket {bucket.name} must not expire current prompts (rule "
+                            f"{rid}).",
+                        )
+                    days = get(rule, "noncurrentVersionExpiration.noncurrentDays")
+                    if days is None:
+                        continue
+                    if ctx.classification == "regulated":
+                        yield (
+                            lifecycle,
+                            f"Prompt-store bucket {bucket.name} must keep noncurrent versions (rule {rid} "
+                            f"expires them).",
+                        )
+                    elif int(days) < int(ctx.cfg("minNoncurrentDays")):
+                        yield (
+                            lifecycle,
+                            (
+                                f"Prompt-store bucket {bucket.name} must keep noncurrent versions at least "
+                                f"{ctx.cfg('minNoncurrentDays')} days (rule {rid}: {days})."
+                            ),
+                        )

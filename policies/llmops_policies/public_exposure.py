@@ -8,7 +8,22 @@ from collections.abc import Iterator
 
 from . import _aws
 from ._k8s import INGRESS, SERVICE, where
-from ._rule import A, Ctx, D, M, Res, Stack, anchors, as_list, get, levels, resource_rule, stack_rule, truthy
+from ._rule import (
+    A,
+    Ctx,
+    D,
+    M,
+    Res,
+    Stack,
+    anchors,
+    as_list,
+    get,
+    levels,
+    resource_rule,
+    skip_unknown,
+    stack_rule,
+    truthy,
+)
 
 WORLD = ("0.0.0.0/0", "::/0")
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
@@ -45,18 +60,20 @@ def _is_world(cidr: object) -> bool:
 )
 def s3_public_access_block(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     for bucket, blocks in _aws.BucketIndex(stack).missing(_aws.PUBLIC_ACCESS_BLOCK):
-        if not blocks:
-            yield (
-                bucket,
-                f"S3 bucket {bucket.name} must have a BucketPublicAccessBlock with all four settings true.",
-            )
-        for block in blocks:
-            off = [f for f in PAB_FLAGS if not truthy(block.get(f, False))]
-            if off:
+        with skip_unknown:  # an unknown value (preview) skips this one only
+            if not blocks:
                 yield (
-                    block,
-                    f"S3 bucket {bucket.name} must block public access: {', '.join(off)} must be true.",
+                    bucket,
+                    f"S3 bucket {bucket.name} must have a BucketPublicAccessBlock with all four settings "
+                    f"true.",
                 )
+            for block in blocks:
+                off = [f for f in PAB_FLAGS if not truthy(block.get(f, False))]
+                if off:
+                    yield (
+                        block,
+                        f"S3 bucket {bucket.name} must block public access: {', '.join(off)} must be true.",
+                    )
 
 
 @resource_rule(

@@ -73,7 +73,10 @@ TAGGABLE = (
 )
 def required_tags(res: Res, ctx: Ctx) -> Iterator[str]:
     own = res.get("tags") or {}
-    tags = {**provider_tags(res.provider_props), **(dict(own) if isinstance(own, Mapping) else {})}
+    defaults = provider_tags(res.provider_props)
+    if defaults is None:
+        return  # the provider's default tags are unknown during preview
+    tags = {**defaults, **(dict(own) if isinstance(own, Mapping) else {})}
     missing = [t for t in ctx.cfg("requiredTags") if not tags.get(t)]
     if missing:
         yield f"{res.label} must carry tags: {', '.join(missing)}."

@@ -1,0 +1,32 @@
+"""`llmops policy`: the CrossGuard pack evaluated offline on plan.json files.
+
+Public surface for other commands (`llmops plan` calls these):
+    evaluate_plan(plan, config=None) -> list[Violation]
+    format_violations(violations, classification=None) -> str
+    pack_config(classification, allowed_regions) -> dict   (a --policy-pack-config document)
+    load_plan(path) -> dict                                 (exit 2 on an invalid plan)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmops.policy.engine import Violation, evaluate_plan, format_violations, infer_config, pack
+from llmops.policy.planfile import load_plan, validate_plan
+
+
+def pack_config(classification: str, allowed_regions: list[str] | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    return pack().pack_config(classification, allowed_regions, overrides)
+
+
+def add_parser(subparsers: Any) -> None:
+    from llmops.policy.cli import add_parser as _add
+
+    _add(subparsers)
+
+
+__all__ = [
+    "Violation", "add_parser", "evaluate_plan", "format_violations", "infer_config", "load_plan",
+    "pack_config", "validate_plan",
+]
