@@ -15,8 +15,11 @@ from llmops.policy.engine import Violation, evaluate_plan, format_violations, in
 from llmops.policy.planfile import load_plan, validate_plan
 
 
-def pack_config(classification: str, allowed_regions: list[str] | None = None,
-                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def pack_config(
+    classification: str,
+    allowed_regions: list[str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return pack().pack_config(classification, allowed_regions, overrides)
 
 
@@ -27,6 +30,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 __all__ = [
-    "Violation", "add_parser", "evaluate_plan", "format_violations", "infer_config", "load_plan",
-    "pack_config", "validate_plan",
+    "Violation",
+    "add_parser",
+    "evaluate_plan",
+    "format_violations",
+    "infer_config",
+    "load_plan",
+    "pack_config",
+    "validate_plan",
 ]

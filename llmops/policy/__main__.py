@@ -3,20 +3,6 @@
 
 import sys
 
-from llmops.cli import _Parser
-from llmops.errors import LlmopsError
-from llmops.policy.cli import add_parser
-
-
-def main(argv: list[str]) -> int:
-    parser = _Parser(prog="python -m llmops")
-    add_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
-    args = parser.parse_args(["policy", *argv])
-    try:
-        return args.func(args)
-    except LlmopsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-
+from llmops.policy.cli import main
 
 sys.exit(main(sys.argv[1:]))

@@ -17,9 +17,13 @@ ENVIRONMENTS: dict[str, tuple[str, list[str], dict[str, dict[str, Any]]]] = {
     "dev": ("internal", ["eu-west-1"], {}),
     "staging": ("confidential", ["eu-west-1"], {}),
     # Regulated data stays in the UAE: external model APIs are outside it, in-region Bedrock is not.
-    "prod": ("regulated", ["me-central-1"], {
-        "gateway-providers-allowlisted": {"allowedProviders": ["hosted_vllm", "bedrock"]},
-    }),
+    "prod": (
+        "regulated",
+        ["me-central-1"],
+        {
+            "gateway-providers-allowlisted": {"allowedProviders": ["hosted_vllm", "bedrock"]},
+        },
+    ),
 }
 
 
@@ -35,8 +39,12 @@ def catalogue_table() -> str:
     for rule in mod.rules():
         what = rule.description.removeprefix("Checks whether ")
         cells = [
-            rule.id, f"`{rule.name}`", what[0].upper() + what[1:], *(rule.levels[c] for c in classes),
-            rule.severity, "; ".join(str(a) for a in rule.anchors),
+            rule.id,
+            f"`{rule.name}`",
+            what[0].upper() + what[1:],
+            *(rule.levels[c] for c in classes),
+            rule.severity,
+            "; ".join(str(a) for a in rule.anchors),
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)

@@ -14,6 +14,20 @@ from llmops.policy.engine import evaluate_plan, format_violations, infer_config,
 from llmops.policy.planfile import load_plan
 
 
+def main(argv: list[str]) -> int:
+    """`python -m llmops.policy ARGS`: the policy commands alone, with the CLI's error boundary."""
+    from llmops.cli import _Parser
+
+    parser = _Parser(prog="python -m llmops")
+    add_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    args = parser.parse_args(["policy", *argv])
+    try:
+        return args.func(args)
+    except LlmopsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("policy", help="evaluate the CrossGuard policy pack offline")
     sub = parser.add_subparsers(dest="policy_command", required=True)
@@ -21,15 +35,20 @@ def add_parser(subparsers: Any) -> None:
     check = sub.add_parser("check", help="evaluate the pack on a plan.json (exit 1 on a mandatory violation)")
     check.add_argument("plan", help="plan.json as written by `llmops plan` (build/STACK/plan.json)")
     check.add_argument("--json", action="store_true", help='print {"violations": [...]} instead of text')
-    check.add_argument("--config", help="a --policy-pack-config file (policies/config.<env>.json); default: "
-                       "the classification from the plan's AWS provider default tags")
+    check.add_argument(
+        "--config",
+        help="a --policy-pack-config file (policies/config.<env>.json); default: "
+        "the classification from the plan's AWS provider default tags",
+    )
     check.set_defaults(func=run_check)
 
     cat = sub.add_parser("catalogue", help="print the rule catalogue (Markdown table)")
     cat.set_defaults(func=run_catalogue)
 
     gen = sub.add_parser("configs", help="regenerate policies/README.md's table and policies/config.*.json")
-    gen.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale, write nothing")
+    gen.add_argument(
+        "--check", action="store_true", help="exit 1 if a generated file is stale, write nothing"
+    )
     gen.set_defaults(func=run_configs)
 
 

@@ -130,8 +130,11 @@ def _level(policy: Any, config: dict[str, Any]) -> str:
 
 
 def _properties(policy: Any, config: dict[str, Any]) -> dict[str, Any]:
-    props = {k: v["default"] for k, v in (policy.config_schema.properties if policy.config_schema else {}).items()
-             if "default" in v}
+    props = {
+        k: v["default"]
+        for k, v in (policy.config_schema.properties if policy.config_schema else {}).items()
+        if "default" in v
+    }
     entry = config.get(policy.name)
     if isinstance(entry, dict):
         props.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
@@ -152,7 +155,9 @@ def evaluate_plan(plan: dict[str, Any], config: dict[str, Any] | None = None) ->
     rules = {r.name: r for r in mod.rules()}
     view = _Plan(plan)
     providers = {
-        r["urn"]: PolicyProviderResource(AWS_PROVIDER, unknown_checking_proxy(dict(r["inputs"])), r["urn"], r["name"])
+        r["urn"]: PolicyProviderResource(
+            AWS_PROVIDER, unknown_checking_proxy(dict(r["inputs"])), r["urn"], r["name"]
+        )
         for r in view.providers
     }
     found: list[Violation] = []
@@ -180,8 +185,13 @@ def evaluate_plan(plan: dict[str, Any], config: dict[str, Any] | None = None) ->
                     continue
                 prov = view.provider_of(res)
                 args = ResourceValidationArgs(
-                    res["type"], proxies[res["urn"]], res["urn"], res["name"],
-                    _opts(view.parent_urn(res)), providers.get(prov["urn"]) if prov else None, dict(props),
+                    res["type"],
+                    proxies[res["urn"]],
+                    res["urn"],
+                    res["name"],
+                    _opts(view.parent_urn(res)),
+                    providers.get(prov["urn"]) if prov else None,
+                    dict(props),
                 )
                 _run(policy, args, reporter(rule, level, res))
         else:
@@ -196,7 +206,10 @@ def _run(policy: Any, args: Any, report: Any) -> None:
     try:
         policy.validate(args, report)
     except Exception as err:  # a rule bug must not pass silently: fail closed, echo no values
-        report(f"Policy {policy.name} could not evaluate this resource ({type(err).__name__}); fix the rule or input.")
+        report(
+            f"Policy {policy.name} could not evaluate this resource ({type(err).__name__}); fix the rule or "
+            f"input."
+        )
 
 
 def _stack_resources(view: _Plan, providers: dict[str, PolicyProviderResource]) -> list[PolicyResource]:
@@ -207,8 +220,15 @@ def _stack_resources(view: _Plan, providers: dict[str, PolicyProviderResource]) 
             props.setdefault("id", res["id"])
         prov = view.provider_of(res)
         made[res["urn"]] = PolicyResource(
-            res["type"], unknown_checking_proxy(props), res["urn"], res["name"], _opts(view.parent_urn(res)),
-            providers.get(prov["urn"]) if prov else None, None, [], {},
+            res["type"],
+            unknown_checking_proxy(props),
+            res["urn"],
+            res["name"],
+            _opts(view.parent_urn(res)),
+            providers.get(prov["urn"]) if prov else None,
+            None,
+            [],
+            {},
         )
     for res in view.items:
         parent = view.parent_urn(res)

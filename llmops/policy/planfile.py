@@ -24,7 +24,9 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     try:
         plan = json.loads(text)
     except ValueError as err:
-        raise LlmopsError(f"{path}: not JSON ({err}); expected the plan.json that `llmops plan` writes", EXIT_USAGE) from err
+        raise LlmopsError(
+            f"{path}: not JSON ({err}); expected the plan.json that `llmops plan` writes", EXIT_USAGE
+        ) from err
     problems = validate_plan(plan)
     if problems:
         raise LlmopsError("\n".join(f"{path}: {p}" for p in problems), EXIT_USAGE)
