@@ -56,7 +56,7 @@ def _regions(res: Res) -> Iterator[tuple[str, str]]:
     remediation="Deploy in an allowed region (aws:region) and reference only keys, topics and buckets there; "
     "change allowedRegions in the policy config only with the data protection officer's approval.",
     anchors=ANCHORS,
-    levels=RESIDENCY,
+    levels=levels(D, M, M, M),  # once allowedRegions is configured, leaving it is never an accident
     types=(),
 )
 def in_allowed_regions(res: Res, ctx: Ctx) -> Iterator[str]:
