@@ -348,6 +348,17 @@ def _kubernetes() -> list[dict[str, Any]]:
             "gateway",
         ),
         res(
+            "kubernetes:helm.sh/v4:Chart",
+            "karpenter",
+            {
+                "chart": "oci://public.ecr.aws/karpenter/karpenter",
+                "version": "1.8.1",
+                "namespace": "kube-system",
+                "values": {"replicas": 2},
+            },
+            "gpu-pools",
+        ),
+        res(
             "kubernetes:storage.k8s.io/v1:StorageClass",
             "gp3-encrypted",
             {

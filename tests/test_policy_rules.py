@@ -597,6 +597,15 @@ CASES = [
         put("vllm-llama", (f"{VLLM}.securityContext.readOnlyRootFilesystem", False)),
         put("vllm-llama", (f"{VLLM}.securityContext.readOnlyRootFilesystem", UNKNOWN)),
     ),
+    Case(
+        "helm-charts-pinned",
+        "karpenter",
+        put("karpenter", ("version", "^1.8")),
+        put("karpenter", ("version", UNKNOWN)),
+    ),
+    Case(
+        "helm-charts-pinned", "karpenter", put("karpenter", ("chart", "oci://registry.example.com/karpenter"))
+    ),
     # gateway
     Case(
         "gateway-pii-guardrail",

@@ -4,6 +4,7 @@ Public surface for other commands (`llmops plan` calls these):
     evaluate_plan(plan, config=None) -> list[Violation]
     format_violations(violations, classification=None) -> str
     pack_config(classification, allowed_regions) -> dict   (a --policy-pack-config document)
+    stack_config(stack, classification, allowed_regions)  (policies/config.<stack>.json if it fits)
     load_plan(path) -> dict                                 (exit 2 on an invalid plan)
 """
 
@@ -23,6 +24,21 @@ def pack_config(
     return pack().pack_config(classification, allowed_regions, overrides)
 
 
+def stack_config(stack: str, classification: str, allowed_regions: list[str] | None = None) -> dict[str, Any]:
+    """The pack config for a stack: policies/config.<stack>.json when it exists and matches the stack's
+    classification (it may carry per-environment overrides), else the generated default."""
+    import json
+
+    from llmops.policy.catalogue import config_path
+
+    path = config_path(stack)
+    if path.is_file():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if all(isinstance(v, dict) and v.get("dataClassification") == classification for v in doc.values()):
+            return doc
+    return pack_config(classification, allowed_regions)
+
+
 def add_parser(subparsers: Any) -> None:
     from llmops.policy.cli import add_parser as _add
 
@@ -37,5 +53,6 @@ __all__ = [
     "infer_config",
     "load_plan",
     "pack_config",
+    "stack_config",
     "validate_plan",
 ]

@@ -348,3 +348,46 @@ def read_only_root(res: Res, ctx: Ctx) -> Iterator[str]:
             c.get("securityContext.readOnlyRootFilesystem", False)
         ):
             yield f"{where(res, c)} must set readOnlyRootFilesystem true."
+
+
+DEFAULT_CHART_REPOS = [
+    "oci://public.ecr.aws/",
+    "https://nvidia.github.io/",
+    "https://kedacore.github.io/charts",
+    "https://qdrant.github.io/qdrant-helm",
+    "https://prometheus-community.github.io/helm-charts",
+    "https://aws.github.io/eks-charts",
+]
+EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+@resource_rule(
+    id="LLMOPS-K8S-014",
+    name="helm-charts-pinned",
+    description="Checks whether Helm charts are pinned to an exact version and come from an allowed "
+    "repository.",
+    severity="high",
+    remediation="Pin the chart in llmops/versions.py (an exact version, never a range) and install it from "
+    "a repository in allowedChartRepositories.",
+    anchors=anchors(
+        "PCI DSS 4.0:6.3.2", "ISO 27001:2022:A.8.19", "ISO 27001:2022:A.8.32", "OWASP LLM Top 10:LLM03"
+    ),
+    levels=WL,
+    types=("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release"),
+    config={
+        "allowedChartRepositories": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": DEFAULT_CHART_REPOS,
+        }
+    },
+)
+def charts_pinned(res: Res, ctx: Ctx) -> Iterator[str]:
+    chart = str(res.get("chart", ""))
+    version = res.get("version")
+    if not version or not EXACT_VERSION.match(str(version)):
+        yield f"Helm chart {res.name} ({chart}) must pin an exact version (has {version or 'none'})."
+    repo = str(res.get("repositoryOpts.repo") or (chart if chart.startswith("oci://") else ""))
+    allowed = [str(p) for p in as_list(ctx.cfg("allowedChartRepositories"))]
+    if repo and not any(repo.startswith(p) for p in allowed):
+        yield f"Helm chart {res.name} must come from an allowed repository (not {repo})."
