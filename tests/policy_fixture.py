@@ -661,7 +661,7 @@ def compliant_plan() -> dict[str, Any]:
     components = [
         res(f"llmops:{area}:{kind}", name, {})
         for area, kind, name in [
-            ("prompt_store", "PromptStore", "prompts"),
+            ("prompts", "PromptStore", "prompts"),
             ("network", "Network", "network"),
             ("cluster", "Cluster", "cluster"),
             ("gateway", "Gateway", "gateway"),

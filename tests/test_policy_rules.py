@@ -833,6 +833,18 @@ def test_trust_remote_code_passes_for_an_allowlisted_model():
     assert [v for v in violations(plan, config) if v.policy == "vllm-no-trust-remote-code"] == []
 
 
+def test_env_names_that_point_at_secrets_pass():
+    """A file path, an ARN or an id is where a secret lives, not the secret."""
+    plan = compliant_plan()
+    env = find(plan, "vllm-llama")["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    env += [
+        {"name": "QDRANT_API_KEY_FILE", "value": "/secrets/api-key"},
+        {"name": "SPEND_LOGS_KMS_KEY_ARN", "value": KEY},
+        {"name": "PASSWORD", "value": "/run/secrets/db"},
+    ]
+    assert [v for v in violations(plan) if v.policy == "no-secrets-in-env-literals"] == []
+
+
 def test_gpu_daemon_allowance_is_narrow():
     """The DCGM exporter may mount its kubelet socket and add SYS_ADMIN in gpu-system; a Deployment may "
     "not."""

@@ -29,7 +29,8 @@ BUCKET_ACL = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 
 ARN_REGION = re.compile(r"^arn:aws[a-z-]*:([a-z0-9-]+):([a-z]{2}(?:-gov)?-[a-z]+-\d):")
-PROMPT_STORE_COMPONENT = re.compile(r"^llmops:prompt[_-]?store:", re.IGNORECASE)
+# The prompt-store component: llmops:prompts:PromptStore (or any llmops area naming prompts).
+PROMPT_STORE_COMPONENT = re.compile(r"^llmops:([^:]*prompt[^:]*:[^:]+|[^:]+:PromptStore)$", re.IGNORECASE)
 
 
 def _keys(res: Res) -> set[str]:
@@ -141,7 +142,7 @@ class BucketIndex:
         return targets, unplaced
 
     def prompt_store_buckets(self) -> list[Res]:
-        """Buckets declared inside the prompt-store component (type llmops:prompt_store:...), except
+        """Buckets declared inside the prompt-store component (type llmops:prompts:PromptStore), except
         its access-log bucket (S3 refuses Object Lock retention on log targets)."""
         targets, _ = self.log_targets()
         return [

@@ -278,6 +278,15 @@ def registries(res: Res, ctx: Ctx) -> Iterator[str]:
 
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|DATABASE_URL)", re.IGNORECASE)
+# Names that point at a secret rather than hold one
+# (QDRANT_API_KEY_FILE, SPEND_LOGS_KMS_KEY_ARN, AWS_ACCESS_KEY_ID).
+REFERENCE_SUFFIX = ("_FILE", "_PATH", "_ARN", "_ID", "_NAME", "_REF", "_DIR")
+
+
+def _holds_secret(name: str, value: object) -> bool:
+    if not SECRET_NAME.search(name) or name.upper().endswith(REFERENCE_SUFFIX):
+        return False
+    return isinstance(value, str) and bool(value) and not value.startswith(("arn:", "/"))
 
 
 @resource_rule(
@@ -301,7 +310,7 @@ def no_env_secrets(res: Res, ctx: Ctx) -> Iterator[str]:
     for c in containers(pod_spec(res)):
         for env in as_list(c.get("env")):
             name = str(get(env, "name", ""))
-            if SECRET_NAME.search(name) and get(env, "value") not in (None, ""):
+            if _holds_secret(name, get(env, "value")):
                 yield (
                     f"{where(res, c)} must read {name} from a Secret (valueFrom.secretKeyRef), not a literal."
                 )

@@ -1,5 +1,5 @@
 """Prompt store: the S3 bucket(s) declared inside the prompt-store component (type
-llmops:prompt_store:*) keep every version, lock them in regulated stacks, and never expire history."""
+llmops:prompts:PromptStore) keep every version, lock them in regulated stacks, and never expire history."""
 
 from __future__ import annotations
 

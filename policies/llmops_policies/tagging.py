@@ -99,7 +99,7 @@ REQUIRED_LABELS = ["app.kubernetes.io/name", "app.kubernetes.io/part-of"]
     remediation="Label workloads app.kubernetes.io/name and app.kubernetes.io/part-of: llmops; label each "
     "namespace data-classification: <the stack's classification>.",
     anchors=anchors("ISO 27001:2022:A.5.13", "ISO 27001:2022:A.5.9", "Kubernetes:recommended labels"),
-    levels=levels(D, A, A, M),
+    levels=levels(D, A, A, A),  # labels help selection and audit; their absence exposes nothing
     types=(*WORKLOADS, NAMESPACE),
     config={"requiredLabels": {"type": "array", "items": {"type": "string"}, "default": REQUIRED_LABELS}},
 )
