@@ -12,8 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmops.policy.engine import Violation, evaluate_plan, format_violations, infer_config, pack
 from llmops.policy.planfile import load_plan, validate_plan
+
+# The engine imports pulumi_policy (and with it pulumi and grpc, ~0.7 s): loaded on first use only,
+# so other `llmops` commands do not pay for it.
+_ENGINE = {"Violation", "evaluate_plan", "format_violations", "infer_config", "pack"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE:
+        from llmops.policy import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'llmops.policy' has no attribute {name!r}")
 
 
 def pack_config(
@@ -21,6 +32,8 @@ def pack_config(
     allowed_regions: list[str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    from llmops.policy.engine import pack
+
     return pack().pack_config(classification, allowed_regions, overrides)
 
 

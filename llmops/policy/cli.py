@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LlmopsError
-from llmops.policy import catalogue
-from llmops.policy.engine import evaluate_plan, format_violations, infer_config, pack
 from llmops.policy.planfile import load_plan
 
 
@@ -61,6 +59,8 @@ def load_config(path: str) -> dict[str, Any]:
         raise LlmopsError(f"{path}: not JSON ({err})", EXIT_USAGE) from err
     if not isinstance(doc, dict):
         raise LlmopsError(f"{path}: must be an object keyed by policy name", EXIT_USAGE)
+    from llmops.policy.engine import pack
+
     names = {r.name for r in pack().rules()} | {"all"}
     unknown = sorted(set(doc) - names)
     if unknown:
@@ -69,6 +69,8 @@ def load_config(path: str) -> dict[str, Any]:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from llmops.policy.engine import evaluate_plan, format_violations, infer_config
+
     plan = load_plan(args.plan)
     if args.config:
         config, source = load_config(args.config), args.config
@@ -83,11 +85,15 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_catalogue(args: argparse.Namespace) -> int:
+    from llmops.policy import catalogue
+
     print(catalogue.catalogue_table())
     return EXIT_OK
 
 
 def run_configs(args: argparse.Namespace) -> int:
+    from llmops.policy import catalogue
+
     if args.check:
         stale = catalogue.stale()
         for path in stale:
