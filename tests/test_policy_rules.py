@@ -833,6 +833,14 @@ def test_trust_remote_code_passes_for_an_allowlisted_model():
     assert [v for v in violations(plan, config) if v.policy == "vllm-no-trust-remote-code"] == []
 
 
+def test_docker_official_images_are_allowed_by_default():
+    plan = compliant_plan()
+    put("qdrant-snapshot", ("spec.jobTemplate.spec.template.spec.containers.0.image", "python:3.13.9-slim"))(
+        plan
+    )
+    assert [v for v in violations(plan) if v.policy == "images-from-allowed-registries"] == []
+
+
 def test_env_names_that_point_at_secrets_pass():
     """A file path, an ARN or an id is where a secret lives, not the secret."""
     plan = compliant_plan()

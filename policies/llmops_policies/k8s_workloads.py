@@ -232,6 +232,9 @@ def pinned(res: Res, ctx: Ctx) -> Iterator[str]:
 
 
 DEFAULT_REGISTRIES = [
+    # Docker Official Images (docker.io/library/...) are curated by Docker; narrow this list in the
+    # policy config when nodes must pull only from ECR mirrors.
+    "docker.io/library/",
     "docker.io/vllm/",
     "docker.io/qdrant/",
     "docker.io/amazon/",
