@@ -1,4 +1,5 @@
-"""The pack as the Pulumi CLI runs it: policies/__main__.py serves the analyzer gRPC protocol on
+"""The pack as the Pulumi CLI runs it (`python -u -m pulumi.policy ENGINE PACK_DIR`, what the CLI's
+pulumi-analyzer-policy-python does): policies/__main__.py serves the analyzer gRPC protocol on
 127.0.0.1; this test plays the engine (GetAnalyzerInfo, Configure, Analyze, AnalyzeStack)."""
 
 from __future__ import annotations
