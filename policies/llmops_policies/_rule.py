@@ -197,12 +197,9 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+# `with skip_unknown:` ends the block at the first unknown value (preview) and carries on after it.
+# contextlib.suppress holds no state, so one instance serves every block.
 skip_unknown = contextlib.suppress(UnknownValueError)
-
-
-def unknown_safe() -> contextlib.suppress:
-    """`with unknown_safe(): ...` skips the rest of the block when it reads an unknown value."""
-    return contextlib.suppress(UnknownValueError)
 
 
 # ---------------------------------------------------------------- views passed to checks
