@@ -15,6 +15,7 @@ from llmops.errors import EXIT_USAGE, LlmopsError
 # One line per command area; each module owns its parsers.
 COMMAND_MODULES = [
     "llmops.plan",
+    "llmops.policy",
 ]
 
 

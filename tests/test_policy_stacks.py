@@ -1,0 +1,41 @@
+"""Every shipped stack passes every mandatory rule of the pack, with its own policy config.
+
+PENDING lists mandatory violations that are expected because a component is not built yet; an
+entry whose violation disappears fails the test too, so the list only ever shrinks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.policy import evaluate_plan, format_violations, stack_config
+from tests.conftest import SHIPPED_STACKS
+
+# (stack, policy, resource): why it is expected, and what removes it.
+PENDING = {
+    **{
+        (stack, policy, "(stack)"): "cost_alarms component not built yet (issue 6)"
+        for stack in ("prod", "staging")
+        for policy in ("budget-with-notifications", "cost-anomaly-monitor")
+    },
+    **{
+        (stack, "s3-access-logging", f"llmops-{stack}-{bucket}"): (
+            "model_serving / vector_db buckets have no BucketLogging yet: log them to an access-log bucket"
+        )
+        for stack in ("prod", "staging")
+        for bucket in ("serving-artifacts", "vectordb-backups")
+    },
+}
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_shipped_stack_passes_every_mandatory_rule(plans, stack):
+    result = plans[stack]
+    settings = result.settings
+    config = stack_config(stack, settings.data_classification, list(settings.allowed_regions))
+    found = evaluate_plan(result.plan.to_dict(), config)
+    mandatory = [v for v in found if v.level == "mandatory"]
+    unexpected = [v for v in mandatory if (stack, v.policy, v.resource) not in PENDING]
+    assert not unexpected, format_violations(unexpected)
+    stale = {k for k in PENDING if k[0] == stack} - {(stack, v.policy, v.resource) for v in mandatory}
+    assert not stale, f"no longer violated, remove from PENDING: {sorted(stale)}"
