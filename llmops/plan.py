@@ -1,7 +1,8 @@
 """`llmops plan STACK`: the offline plan of a stack.
 
-Prints what the program declares (per component and type), what is exposed publicly and the
-monthly cost estimate; writes build/STACK/plan.json and every Kubernetes object as YAML.
+Prints what the program declares (per component and type), what is exposed publicly, the
+monthly cost estimate and the policy pack's verdicts; writes build/STACK/plan.json and every
+Kubernetes object as YAML. Exits 1 when a mandatory policy is violated.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from llmops import PROJECT_DIR, estimate
-from llmops.errors import EXIT_OK, LlmopsError
+from llmops import PROJECT_DIR, estimate, policy
+from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, LlmopsError
 from llmops.offline import SECRET_MASK, RecordedPlan, run_program
 from llmops.settings import StackSettings, from_config, read_stack_file
 
@@ -32,6 +34,11 @@ class PlanResult:
     plan: RecordedPlan
     out_dir: Path
     estimate: estimate.Estimate
+    violations: list  # of llmops.policy.Violation
+
+    @property
+    def mandatory_violations(self) -> list:
+        return [v for v in self.violations if v.level == "mandatory"]
 
 
 def resolve_stack(stack: str) -> tuple[str, Path]:
@@ -56,7 +63,10 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     plan = run_program(name, config, settings.region)
     out_dir = build_dir / name
     write_outputs(plan, out_dir)
-    return PlanResult(name, settings, plan, out_dir, estimate.estimate(plan.to_dict()))
+    doc = plan.to_dict()
+    config = policy.stack_config(name, settings.data_classification, list(settings.allowed_regions))
+    violations = policy.evaluate_plan(doc, config)
+    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations)
 
 
 def manifests(plan: RecordedPlan) -> list[dict]:
@@ -158,10 +168,9 @@ def summary(result: PlanResult) -> list[str]:
         out += [f"  {count:>3}  {type_}" for type_, count in sorted(groups[component].items())]
     out += ["", "Exposed to the internet:"]
     out += [f"  {line}" for line in exposure(plan)] or ["  nothing"]
+    out += ["", *estimate.render(result.estimate), ""]
+    out += ["Policy pack:", policy.format_violations(result.violations, settings.data_classification), ""]
     out += [
-        "",
-        *estimate.render(result.estimate),
-        "",
         f"Wrote {result.out_dir}/plan.json and "
         f"{len(manifests(plan))} manifests under {result.out_dir}/manifests/",
     ]
@@ -171,6 +180,9 @@ def summary(result: PlanResult) -> list[str]:
 def _cmd(args) -> int:
     result = run(args.stack, Path(args.build_dir))
     print("\n".join(summary(result)))
+    if result.mandatory_violations:
+        print(f"error: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)
+        return EXIT_NOT_FOUND
     return EXIT_OK
 
 
