@@ -18,6 +18,8 @@ class AwsContext:
     identity: aws.GetCallerIdentityResult
     partition: str
     dns_suffix: str
+    access_logs: aws.s3.Bucket | None = None
+    """The platform's S3 access-log bucket (set by the Platform once it exists)."""
 
     @property
     def region(self) -> str:

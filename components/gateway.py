@@ -12,8 +12,9 @@ import pulumi_random as random
 import yaml
 
 from components import gateway_workload as workload
-from components import iam
+from components import hardening, iam
 from components.context import AwsContext
+from components.s3 import private_bucket
 from llmops import versions
 from llmops.gateway.config import (
     DATABASE_URL_ENV,
@@ -128,92 +129,20 @@ class Gateway(pulumi.ComponentResource):
         )
 
     def _logs_bucket(self, key: aws.kms.Key) -> aws.s3.Bucket:
-        ctx, name, gw = self._ctx, self._name, self._ctx.settings.gateway
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(
-            f"{name}-logs",
+        """Spend logs: SSE-KMS, versioned, expiring after the retention; Object Lock (governance)
+        in regulated stacks, so a record cannot be rewritten before its retention ends."""
+        ctx, gw = self._ctx, self._ctx.settings.gateway
+        return private_bucket(
+            f"{self._name}-logs",
+            parent=self,
+            key=key,
+            protect=ctx.protect,
+            access_logs=ctx.access_logs,
             bucket_prefix=f"{ctx.settings.name_prefix}-gateway-logs-",
-            object_lock_enabled=ctx.settings.regulated,  # only settable at creation
-            force_destroy=not ctx.protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=ctx.protect),
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-logs-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-logs-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-logs-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-logs-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    "bucket_key_enabled": True,  # one data key per bucket, not per record: cheaper KMS
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-logs-policy",
-            bucket=bucket.id,
-            policy=bucket.arn.apply(
-                lambda arn: iam.document(
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [arn, f"{arn}/*"],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                )
-            ),
-            opts=child,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-logs-lifecycle",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "id": "expire-spend-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": f"{SPEND_LOG_PREFIX}/"},
-                    "expiration": {"days": gw.spend_log_retention_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": 30},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                }
-            ],
-            opts=child,
-        )
-        if ctx.settings.regulated:
-            # Governance mode: records cannot be altered or deleted before the retention period
-            # ends, except by a principal granted s3:BypassGovernanceRetention.
-            aws.s3.BucketObjectLockConfiguration(
-                f"{name}-logs-object-lock",
-                bucket=bucket.id,
-                rule={"default_retention": {"mode": "GOVERNANCE", "days": gw.spend_log_retention_days}},
-                opts=child,
-            )
-        return bucket
+            expire_after_days=gw.spend_log_retention_days,
+            expire_prefix=f"{SPEND_LOG_PREFIX}/",
+            object_lock_days=gw.spend_log_retention_days if ctx.settings.regulated else None,
+        ).bucket
 
     def _database(self, key: aws.kms.Key, pods_sg: aws.ec2.SecurityGroup):
         ctx, name, gw, args = self._ctx, self._name, self._ctx.settings.gateway, self._args
@@ -322,11 +251,11 @@ class Gateway(pulumi.ComponentResource):
     def _workload(self, secret_env: dict, bucket, key, pods_sg) -> None:
         settings, gw, name = self._ctx.settings, self._ctx.settings.gateway, self._name
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self._args.k8s_provider)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-            opts=k8s_opts,
-        )
+        ns = hardening.namespace(
+            f"{name}-ns", NAMESPACE, self._ctx.settings.data_classification,
+            hardening.RESTRICTED_NAMESPACE_LABELS, k8s_opts,
+        )  # fmt: skip
+        hardening.default_deny_ingress(f"{name}-default-deny", ns.metadata["name"], k8s_opts)
         meta = {"namespace": ns.metadata["name"], "labels": workload.LABELS}
         k8s.core.v1.ServiceAccount(f"{name}-sa", metadata={**meta, "name": SERVICE_ACCOUNT}, opts=k8s_opts)
         config_yaml = yaml.safe_dump(self.config, sort_keys=False)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+
+PRIVILEGED_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
 RESTRICTED_NAMESPACE_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -49,3 +53,24 @@ def resources(cpu: float | str, memory: str, gpus: int = 0, cpu_request: float |
         limits["nvidia.com/gpu"] = str(gpus)
     requests = {"cpu": str(cpu_request if cpu_request is not None else cpu), "memory": memory}
     return {"requests": requests, "limits": limits}
+
+
+def namespace(
+    resource_name: str, name: str, classification: str, pod_security: dict[str, str], opts
+) -> k8s.core.v1.Namespace:
+    """A namespace labelled with the stack's data classification (policies and admission
+    controllers key on it) and its Pod Security Standard level."""
+    labels = {**pod_security, "data-classification": classification, "app.kubernetes.io/part-of": "llmops"}
+    return k8s.core.v1.Namespace(resource_name, metadata={"name": name, "labels": labels}, opts=opts)
+
+
+def default_deny_ingress(
+    resource_name: str, namespace: pulumi.Input[str], opts
+) -> k8s.networking.v1.NetworkPolicy:
+    """Nothing reaches a pod of the namespace unless another NetworkPolicy admits it."""
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata={"name": "default-deny-ingress", "namespace": namespace},
+        spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+        opts=opts,
+    )

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import iam, names
+from components import hardening, iam, names
 from components.context import AwsContext
 from components.model_workload import model_objects
 from components.observability import Observability
@@ -85,21 +85,16 @@ class ModelServing(pulumi.ComponentResource):
         self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
 
         key = ctx.kms_key(f"{name}-artifacts-key", "Model weights in the model-artifacts bucket", self)
-        self.artifacts = private_bucket(f"{name}-artifacts", parent=self, key=key, protect=ctx.protect)
+        self.artifacts = private_bucket(
+            f"{name}-artifacts", parent=self, key=key, protect=ctx.protect, access_logs=ctx.access_logs
+        )
         self.artifacts_bucket = self.artifacts.name
         self.models = self_hosted_models(settings)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": names.MODELS_NAMESPACE,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=self._k8s,
-        )
+        namespace = hardening.namespace(
+            f"{name}-namespace", names.MODELS_NAMESPACE, ctx.settings.data_classification,
+            hardening.RESTRICTED_NAMESPACE_LABELS, self._k8s,
+        )  # fmt: skip
         in_ns = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
         api_secret = self._api_key(in_ns)
         self._network_policies(in_ns)
@@ -202,12 +197,7 @@ class ModelServing(pulumi.ComponentResource):
         vllm = {"matchLabels": {"app.kubernetes.io/name": names.VLLM_APP}}
         port = [{"protocol": "TCP", "port": names.VLLM_PORT}]
         ns = names.MODELS_NAMESPACE
-        k8s.networking.v1.NetworkPolicy(
-            f"{self._name}-default-deny",
-            metadata={"name": "default-deny-ingress", "namespace": ns},
-            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
-            opts=opts,
-        )
+        hardening.default_deny_ingress(f"{self._name}-default-deny", ns, opts)
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-allow-gateway",
             metadata={"name": "allow-gateway", "namespace": ns},
@@ -258,8 +248,12 @@ class ModelServing(pulumi.ComponentResource):
         """KEDA (pinned chart) on the system nodes; its operator queries AMP with a Pod Identity
         role that may only read metrics."""
         args, child = self._args, pulumi.ResourceOptions(parent=self)
-        namespace = k8s.core.v1.Namespace(
-            f"{self._name}-keda-namespace", metadata={"name": names.KEDA_NAMESPACE}, opts=self._k8s
+        namespace = hardening.namespace(
+            f"{self._name}-keda-namespace",
+            names.KEDA_NAMESPACE,
+            self._ctx.settings.data_classification,
+            hardening.RESTRICTED_NAMESPACE_LABELS,
+            self._k8s,
         )
         depends: list[pulumi.Resource] = [namespace, args.system_nodes]
         if args.observability.metrics.aws_region:

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import iam, names
+from components import hardening, iam, names
 from components.context import AwsContext
 from components.gpu_pools import GPU_TAINT, POOL_LABEL
 from llmops import versions
@@ -134,15 +134,11 @@ class Observability(pulumi.ComponentResource):
         ctx, cfg = args.context, args.context.settings.observability
         self._name, self._ctx, self._args = name, ctx, args
         self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            # DCGM exporter reads GPU counters through the host: privileged workloads live here.
-            metadata={
-                "name": names.MONITORING_NAMESPACE,
-                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
-            },
-            opts=self._k8s,
-        )
+        # DCGM exporter reads GPU counters through the host: privileged workloads live here.
+        self.namespace = hardening.namespace(
+            f"{name}-namespace", names.MONITORING_NAMESPACE, ctx.settings.data_classification,
+            hardening.PRIVILEGED_NAMESPACE_LABELS, self._k8s,
+        )  # fmt: skip
         self._workspace: aws.amp.Workspace | None = None
         if cfg.metrics_source == "amp":
             self._workspace = self._amp(scrape_configs(cfg.scrape_interval_seconds))

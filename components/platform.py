@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pulumi_aws as aws
 
+from components.access_logs import AccessLogs, AccessLogsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
 from components.gateway import Gateway, GatewayArgs
@@ -45,6 +48,10 @@ class Platform(pulumi.ComponentResource):
             dns_suffix=partition.dns_suffix,
         )
         in_aws = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
+        access_logs = AccessLogs(
+            f"{name}-access-logs", AccessLogsArgs(ctx, settings.access_log_retention_days), in_aws
+        )
+        ctx = dataclasses.replace(ctx, access_logs=access_logs.bucket)
         cluster_name = settings.name_prefix
 
         self.network = Network(f"{name}-network", NetworkArgs(ctx, cluster_name), in_aws)

@@ -54,13 +54,25 @@ def private_bucket(
     parent: pulumi.Resource,
     key: aws.kms.Key,
     protect: bool,
+    access_logs: aws.s3.Bucket | None,
     expire_after_days: int | None = None,
-    noncurrent_days: int = 30,
+    expire_prefix: str = "",
+    noncurrent_days: int | None = 30,
+    object_lock_days: int | None = None,
+    bucket_prefix: str | None = None,
 ) -> PrivateBucket:
-    """A bucket named `name` with its settings as `name-<setting>` children of `parent`."""
+    """A bucket named `name` with its settings as `name-<setting>` children of `parent`.
+
+    access_logs: the platform's access-log bucket (None only for that bucket itself).
+    expire_after_days: current objects under `expire_prefix` expire; None keeps them.
+    noncurrent_days: older versions expire; None keeps every version (audit trails).
+    object_lock_days: governance-mode Object Lock with this default retention; None: no lock.
+    """
     child = pulumi.ResourceOptions(parent=parent)
     bucket = aws.s3.Bucket(
         name,
+        bucket_prefix=bucket_prefix,
+        object_lock_enabled=object_lock_days is not None or None,  # only settable at creation
         force_destroy=not protect,
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
@@ -111,23 +123,30 @@ def private_bucket(
         # S3 refuses a policy while the public access block is being written.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[block]),
     )
-    rules = [
-        {
-            "id": "noncurrent-versions",
-            "status": "Enabled",
-            "filter": {"prefix": ""},
-            "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
-            "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-        }
-    ]
+    housekeeping = {"id": "housekeeping", "status": "Enabled", "filter": {"prefix": ""},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}  # fmt: skip
+    if noncurrent_days is not None:
+        housekeeping["noncurrent_version_expiration"] = {"noncurrent_days": noncurrent_days}
+    rules = [housekeeping]
     if expire_after_days:
-        rules.append(
-            {
-                "id": "expire-current",
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "expiration": {"days": expire_after_days},
-            }
-        )
+        rules.append({"id": "expire-current", "status": "Enabled", "filter": {"prefix": expire_prefix},
+                      "expiration": {"days": expire_after_days}})  # fmt: skip
     aws.s3.BucketLifecycleConfiguration(f"{name}-lifecycle", bucket=bucket.id, rules=rules, opts=child)
+    if object_lock_days is not None:
+        # Governance mode: objects cannot be altered or deleted before the retention ends, except
+        # by a principal granted s3:BypassGovernanceRetention.
+        aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=bucket.id,
+            rule={"default_retention": {"mode": "GOVERNANCE", "days": object_lock_days}},
+            opts=child,
+        )
+    if access_logs is not None:
+        aws.s3.BucketLogging(
+            f"{name}-access-logging",
+            bucket=bucket.id,
+            target_bucket=access_logs.id,
+            target_prefix=pulumi.Output.concat(bucket.id, "/"),
+            opts=child,
+        )
     return PrivateBucket(bucket, key)

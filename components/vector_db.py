@@ -57,16 +57,16 @@ class VectorDb(pulumi.ComponentResource):
             parent=self,
             key=key,
             protect=ctx.protect,
+            access_logs=ctx.access_logs,
             expire_after_days=cfg.snapshot_retention_days,
             noncurrent_days=7,
         )
         self.backups_bucket = backups.name
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": NS, "labels": hardening.RESTRICTED_NAMESPACE_LABELS},
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider),
-        )
+        namespace = hardening.namespace(
+            f"{name}-namespace", NS, ctx.settings.data_classification, hardening.RESTRICTED_NAMESPACE_LABELS,
+            pulumi.ResourceOptions(parent=self, provider=args.k8s_provider),
+        )  # fmt: skip
         self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
 
         password = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)

@@ -72,7 +72,7 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
         arn = f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{rid}"
         state["keyId"] = rid
     elif module == "s3" and kind == "bucket":
-        bucket = inputs.get("bucket") or f"{name}-{_hex(name, 8)}"
+        bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix') or name + '-'}{_hex(name, 8)}"
         rid, arn = bucket, f"arn:aws:s3:::{bucket}"
         state.update(
             bucket=bucket,

@@ -78,6 +78,7 @@ class _Mocks(pulumi.runtime.Mocks):
             {
                 "type": args.typ,
                 "name": args.name,
+                "id": rid,  # what other resources' inputs refer to (bucket ids, subnet ids, ...)
                 "parent": self.parents.get((args.typ, args.name)),
                 "inputs": clean(args.inputs),
             }

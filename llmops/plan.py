@@ -106,9 +106,10 @@ def write_outputs(plan: RecordedPlan, out_dir: Path) -> None:
         (out_dir / "manifests" / manifest_filename(obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
     for obj in manifests(plan):
         # The LiteLLM config (no secret values in it: credentials are os.environ/ references).
-        if obj.get("kind") == "ConfigMap" and (obj["metadata"].get("labels") or {}).get(
-            "app.kubernetes.io/name"
-        ) == "litellm":
+        if (
+            obj.get("kind") == "ConfigMap"
+            and (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "litellm"
+        ):
             (out_dir / "gateway").mkdir(exist_ok=True)
             (out_dir / "gateway" / "config.yaml").write_text(obj["data"]["config.yaml"])
 

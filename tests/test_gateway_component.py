@@ -98,7 +98,7 @@ def test_logs_bucket_is_encrypted_private_tls_only_and_locked_when_regulated(sta
         block[k]
         for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     )
-    policy = json.loads(one(plan, "aws:s3/bucketPolicy:BucketPolicy", "-logs-policy")["inputs"]["policy"])
+    policy = json.loads(one(plan, "aws:s3/bucketPolicy:BucketPolicy", "-logs-tls-only")["inputs"]["policy"])
     assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert one(plan, "aws:s3/bucketVersioning:BucketVersioning", "-logs-versioning")["inputs"][
         "versioningConfiguration"
@@ -106,6 +106,8 @@ def test_logs_bucket_is_encrypted_private_tls_only_and_locked_when_regulated(sta
     bucket = one(plan, "aws:s3/bucket:Bucket", "-logs")["inputs"]
     locks = [r for r in plan.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")]
     assert bucket.get("objectLockEnabled", False) is locked and bool(locks) is locked
+    logging = one(plan, "aws:s3/bucketLogging:BucketLogging", "-logs-access-logging")["inputs"]
+    assert logging["targetBucket"].startswith(f"llmops-{stack}-access-logs-")
 
 
 def test_pod_identity_role_writes_only_spend_logs_with_the_logs_key():

@@ -20,7 +20,7 @@ def test_plan_json_holds_the_foundation_of_every_stack(plans):
         doc = json.loads((result.out_dir / "plan.json").read_text())
         assert doc["stack"] == name
         types = [r["type"] for r in doc["resources"]]
-        assert set(doc["resources"][0]) == {"type", "name", "parent", "inputs"}
+        assert set(doc["resources"][0]) == {"type", "name", "id", "parent", "inputs"}
         assert types.count("aws:eks/cluster:Cluster") == 1
         cluster_addons = [
             r

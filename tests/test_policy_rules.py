@@ -883,3 +883,14 @@ def test_config_enforcement_level_overrides_the_default():
     assert not [v for v in violations(plan, config) if v.policy == "alarms-have-actions"]
     config = {"all": "advisory"}
     assert {v.level for v in violations(plan, config)} == {"advisory"}
+
+
+def test_access_log_targets_may_use_sse_s3_but_other_buckets_may_not():
+    """S3 cannot deliver server access logs to an SSE-KMS bucket, so log targets are exempt."""
+    plan = compliant_plan()
+    set_path(find(plan, "prompts-access-logs-sse")["inputs"], SSE_ALGO, "AES256")
+    assert not [v for v in evaluate_plan(plan, PROD) if v.policy == "s3-bucket-encrypted-with-customer-key"]
+    # Once nothing logs into it, the same bucket must use a customer key again.
+    plan["resources"] = [r for r in plan["resources"] if r["name"] != "prompts-bucket-logging"]
+    violations = [v for v in evaluate_plan(plan, PROD) if v.policy == "s3-bucket-encrypted-with-customer-key"]
+    assert [v.resource for v in violations] == ["prompts-access-logs-sse"]

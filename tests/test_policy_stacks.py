@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from llmops.policy import evaluate_plan, format_violations, stack_config
-from tests.conftest import SHIPPED_STACKS
+from tests.stack_plans import SHIPPED_STACKS
 
 # (stack, policy, resource): why it is expected, and what removes it.
 PENDING = {
@@ -17,13 +17,6 @@ PENDING = {
         (stack, policy, "(stack)"): "cost_alarms component not built yet (issue 6)"
         for stack in ("prod", "staging")
         for policy in ("budget-with-notifications", "cost-anomaly-monitor")
-    },
-    **{
-        (stack, "s3-access-logging", f"llmops-{stack}-{bucket}"): (
-            "model_serving / vector_db buckets have no BucketLogging yet: log them to an access-log bucket"
-        )
-        for stack in ("prod", "staging")
-        for bucket in ("serving-artifacts", "vectordb-backups")
     },
 }
 

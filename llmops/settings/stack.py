@@ -42,6 +42,8 @@ class StackSettings(Settings):
     deletion_protection: bool = True
     """Protects stateful resources (KMS keys, buckets, databases) from deletion and
     replacement. Turn off only for throw-away stacks."""
+    access_log_retention_days: int = Field(400, ge=90)
+    """How long S3 server access logs of every bucket are kept (13 months covers a yearly audit)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Extra tags added to every resource through the provider's default tags."""
     network: NetworkSettings = NetworkSettings()
@@ -95,6 +97,7 @@ class StackSettings(Settings):
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
+
     @field_validator("gateway")
     @classmethod
     def _gateway_rules(cls, value: GatewaySettings, info: ValidationInfo) -> GatewaySettings:

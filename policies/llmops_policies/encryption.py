@@ -32,7 +32,9 @@ KMS_ALGOS = ("aws:kms", "aws:kms:dsse")
     id="LLMOPS-ENC-001",
     name="s3-bucket-encrypted-with-customer-key",
     description="Checks whether every S3 bucket has a server-side encryption configuration using SSE-KMS "
-    "with a customer-managed key (pulumi-aws v7 declares it as a separate resource).",
+    "with a customer-managed key (pulumi-aws v7 declares it as a separate resource). S3 server "
+    "access-log target buckets may use SSE-S3 (AES256) instead: S3 cannot deliver access logs to a "
+    "bucket whose default encryption is SSE-KMS.",
     severity="high",
     remediation="Declare an aws.s3.BucketServerSideEncryptionConfiguration for the bucket with "
     "sse_algorithm 'aws:kms', kms_master_key_id set to the platform's customer-managed key and "
@@ -49,6 +51,8 @@ KMS_ALGOS = ("aws:kms", "aws:kms:dsse")
 )
 def s3_encrypted(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
     index = _aws.BucketIndex(stack)
+    # docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
+    log_targets, _ = index.log_targets()
     for bucket, configs in index.missing(_aws.SSE, _aws.SSE_V2):
         with skip_unknown:  # an unknown value (preview) skips this one only
             if not configs:
@@ -61,6 +65,8 @@ def s3_encrypted(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
                 rules = as_list(cfg.get("rules"))
                 algos = [get(r, "applyServerSideEncryptionByDefault.sseAlgorithm") for r in rules]
                 keys = [get(r, "applyServerSideEncryptionByDefault.kmsMasterKeyId") for r in rules]
+                if bucket.urn in log_targets and "AES256" in algos:
+                    continue
                 if not any(a in KMS_ALGOS for a in algos):
                     yield (
                         cfg,
