@@ -35,7 +35,11 @@ METRICS = (
     ("Requests", "Count"),
     ("Errors", "Count"),
 )
-DIMENSION_SETS = [["Environment", "Team"], ["Environment", "Team", "Model"], ["Environment", "Model", "Route"]]
+DIMENSION_SETS = [
+    ["Environment", "Team"],
+    ["Environment", "Team", "Model"],
+    ["Environment", "Model", "Route"],
+]
 UNASSIGNED = "unassigned"  # requests made with a key that belongs to no team
 UNKNOWN_MODEL = "unknown"
 SELF_HOSTED = "self-hosted"
@@ -70,6 +74,28 @@ def route_of(provider: object, api_base: object) -> str:
             return EXTERNAL
         return SELF_HOSTED if ip.is_private or ip.is_loopback else EXTERNAL
     return EXTERNAL
+
+
+def _team_of(metadata: object, tags: object) -> object:
+    """The LiteLLM team that owns the virtual key; else the caller's own label.
+
+    `user_api_key_team_id` comes from the key (authoritative: budget_guard blocks that id).
+    Keys without a team can still be attributed by `metadata.spend_logs_metadata.team` or a
+    `team:<name>` request tag, which the gateway copies into the record as the client sent
+    them; a team-owned key can never be attributed to another team this way.
+    """
+    if type(metadata) is dict:
+        team = metadata.get("user_api_key_team_id")
+        if team:
+            return team
+        labels = metadata.get("spend_logs_metadata")
+        if type(labels) is dict and labels.get("team"):
+            return labels["team"]
+    if type(tags) is list:
+        for tag in tags:
+            if type(tag) is str and tag.startswith("team:"):
+                return tag[5:]
+    return None
 
 
 def _dimension(value: object, fallback: str) -> str:
@@ -133,8 +159,7 @@ class Aggregator:
         ):
             self.bad(line_no, _number_problem(cost, prompt, completion))
             return False
-        metadata = get("metadata")
-        team = metadata.get("user_api_key_team_id") if type(metadata) is dict else None
+        team = _team_of(get("metadata"), get("request_tags"))
         model = get("model_group") or get("model")
         provider = get("custom_llm_provider")
         api_base = get("api_base")
@@ -214,7 +239,9 @@ class Aggregator:
                 sums[i] += group[i]
         return {name: sums[i] for i, (name, _) in enumerate(METRICS)}
 
-    def emf_records(self, environment: str, source: str | None = None, now: float | None = None) -> list[dict]:
+    def emf_records(
+        self, environment: str, source: str | None = None, now: float | None = None
+    ) -> list[dict]:
         """One EMF record per group, sorted by (team, model, route).
 
         The timestamp is the group's latest request end time (so replays land where the cost

@@ -61,7 +61,9 @@ def reset_clients() -> None:
 
 def log(level: str, message: str, **fields) -> None:
     """One JSON log line (never an EMF record: it has no `_aws` key)."""
-    print(json.dumps({"level": level, "message": message, **fields}, default=str), file=sys.stdout, flush=False)
+    print(
+        json.dumps({"level": level, "message": message, **fields}, default=str), file=sys.stdout, flush=False
+    )
 
 
 def emit(record: dict) -> None:
@@ -75,7 +77,12 @@ def handler(event: dict, context: object = None) -> dict:
         try:
             process_message(message)
         except Exception as err:  # report this message only; the rest of the batch succeeds
-            log("ERROR", "spend-log message failed; SQS will redeliver it", messageId=message_id, error=repr(err))
+            log(
+                "ERROR",
+                "spend-log message failed; SQS will redeliver it",
+                messageId=message_id,
+                error=repr(err),
+            )
             failures.append({"itemIdentifier": message_id})
     sys.stdout.flush()
     return {"batchItemFailures": failures}
@@ -101,7 +108,8 @@ def process_message(message: dict) -> None:
             bucket=s3["bucket"]["name"],
             key=unquote_plus(obj["key"]),  # event keys are URL-encoded, spaces as '+'
             version_id=obj.get("versionId") or None,
-            etag=obj.get("eTag") or None,
+            # Unversioned buckets: ETag plus the per-key event sequencer tells writes apart.
+            etag=":".join(filter(None, (obj.get("eTag"), obj.get("sequencer")))) or None,
         )
 
 

@@ -1,0 +1,142 @@
+"""`llmops cost aggregate` and the aggregation core it shares with the Lambda."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from lambdas.spend_aggregator.aggregate import Aggregator, route_of
+from llmops import cli
+from tests.cost_helpers import (
+    all_records,
+    assert_sums_equal,
+    assert_valid_emf,
+    emf_sums,
+    expected_sums,
+    fixture_files,
+    parse_stdout,
+)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    cli.COMMAND_MODULES = ["llmops.cost"]  # only this area; other areas are tested in their own files
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(autouse=True)
+def _restore_modules():
+    saved = list(cli.COMMAND_MODULES)
+    yield
+    cli.COMMAND_MODULES = saved
+
+
+def test_cli_prints_valid_emf_summing_to_the_fixtures(capsys):
+    files = [str(p) for p in fixture_files()]
+    code, out, err = run_cli(["cost", "aggregate", *files, "--environment", "staging"], capsys)
+    assert code == 0, err
+    emf, logs = parse_stdout(out)
+    assert logs == [] and emf
+    for record in emf:
+        assert_valid_emf(record)
+        assert record["Environment"] == "staging"
+    assert_sums_equal(emf_sums(emf), expected_sums(all_records()))
+
+
+def test_cli_reads_gzip_and_jsonl_the_same_as_plain(tmp_path, capsys):
+    records = all_records()
+    plain = tmp_path / "batch.jsonl"
+    plain.write_text("".join(json.dumps(r) + "\n" for r in records))
+    packed = tmp_path / "batch.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    _, out_plain, _ = run_cli(["cost", "aggregate", str(plain)], capsys)
+    _, out_packed, _ = run_cli(["cost", "aggregate", str(packed)], capsys)
+    strip = [{k: v for k, v in e.items() if k != "SourceObject"} for e in parse_stdout(out_plain)[0]]
+    assert strip == [{k: v for k, v in e.items() if k != "SourceObject"} for e in parse_stdout(out_packed)[0]]
+
+
+def test_cli_reports_malformed_lines_with_file_and_line(tmp_path, capsys):
+    good = [json.dumps(r) for r in all_records()]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([good[0], "not json at all", *good[1:], '{"prompt_tokens": -3}']) + "\n")
+    code, out, err = run_cli(["cost", "aggregate", str(bad)], capsys)
+    assert code == 2
+    assert f"{bad}:2: not valid JSON" in err
+    assert f"{bad}:{len(good) + 2}: prompt_tokens must not be negative" in err
+    assert_sums_equal(emf_sums(parse_stdout(out)[0]), expected_sums(all_records()))  # good lines kept
+
+
+def test_cli_missing_file_is_not_found(tmp_path, capsys):
+    code, out, err = run_cli(["cost", "aggregate", str(tmp_path / "nope.jsonl")], capsys)
+    assert code == 1 and out == ""
+    assert "nope.jsonl: no such file" in err and "Traceback" not in err
+
+
+def test_cli_truncated_gzip_is_reported_not_a_traceback(tmp_path, capsys):
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"response_cost": 1}\n' * 100)[:-12])
+    code, _, err = run_cli(["cost", "aggregate", str(path)], capsys)
+    assert code == 2 and f"{path}: cannot read" in err
+
+
+@pytest.mark.parametrize(
+    ("provider", "api_base", "route"),
+    [
+        ("hosted_vllm", "", "self-hosted"),
+        ("openai", "http://vllm-llama.models.svc.cluster.local:8000/v1", "self-hosted"),
+        ("openai", "http://10.0.3.7:8000/v1", "self-hosted"),
+        ("openai", "http://vllm:8000", "self-hosted"),
+        ("openai", "https://api.openai.com/v1", "external"),
+        ("bedrock", "", "external"),
+        (None, None, "external"),
+    ],
+)
+def test_route_of(provider, api_base, route):
+    assert route_of(provider, api_base) == route
+
+
+def test_team_falls_back_to_unassigned_and_model_to_model_group():
+    base = all_records()[0]
+    agg = Aggregator()
+    agg.add({**base, "metadata": {}, "model_group": "chat-small"})
+    agg.add({**base, "metadata": None, "model_group": None, "model": "m"})
+    agg.add({**base, "metadata": {"user_api_key_team_id": "  "}, "model_group": "chat-small"})
+    assert {(team, model) for team, model, _ in agg.groups} == {
+        ("unassigned", "chat-small"),
+        ("unassigned", "m"),
+    }
+    assert sum(g[3] for g in agg.groups.values()) == 3
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [{"response_cost": True}, {"response_cost": "0.1"}, {"prompt_tokens": 1.5}, {"completion_tokens": -1}],
+)
+def test_wrongly_typed_numbers_are_malformed(patch):
+    agg = Aggregator()
+    assert agg.add({**all_records()[0], **patch}, line_no=7) is False
+    assert agg.malformed == 1 and agg.samples[0][0] == 7 and agg.groups == {}
+
+
+def test_blank_lines_are_not_malformed():
+    agg = Aggregator()
+    agg.add_lines([b"\n", json.dumps(all_records()[0]).encode() + b"\n", b"   \n"])
+    assert agg.malformed == 0 and agg.records == 1
+
+
+def test_stream_without_peek_is_adapted():
+    class Body:  # botocore's StreamingBody offers read(n) only
+        def __init__(self, data: bytes):
+            self._io = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self._io.read(n)
+
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in all_records()).encode())
+    agg = Aggregator()
+    agg.add_stream(Body(data), "x.jsonl.gz")
+    assert agg.records == len(all_records())
