@@ -124,3 +124,45 @@ def parse_stdout(text: str) -> tuple[list[dict], list[dict]]:
             doc = json.loads(line)
             (emf if "_aws" in doc else logs).append(doc)
     return emf, logs
+
+
+class RecordingServer:
+    """A 127.0.0.1 HTTP server on a free port that records every request and answers with
+    `status` and a JSON body; stands in for the Slack webhook and LiteLLM's admin API."""
+
+    def __init__(self, status: int = 200, reply: dict | None = None):
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                outer.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw or b"null")}
+                )
+                body = json.dumps(reply if reply is not None else {"ok": True}).encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self.status = status
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RecordingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
