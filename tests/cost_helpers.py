@@ -130,7 +130,8 @@ class RecordingServer:
     """A 127.0.0.1 HTTP server on a free port that records every request and answers with
     `status` and a JSON body; stands in for the Slack webhook and LiteLLM's admin API."""
 
-    def __init__(self, status: int = 200, reply: dict | None = None):
+    def __init__(self, status: int = 200, reply: dict | None = None, respond=None):
+        """`respond(path, headers, json) -> (status, body)` overrides the fixed answer."""
         import http.server
         import threading
 
@@ -144,8 +145,11 @@ class RecordingServer:
                 outer.requests.append(
                     {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw or b"null")}
                 )
-                body = json.dumps(reply if reply is not None else {"ok": True}).encode()
-                self.send_response(outer.status)
+                status, answer = outer.status, reply if reply is not None else {"ok": True}
+                if respond is not None:
+                    status, answer = respond(self.path, dict(self.headers), outer.requests[-1]["json"])
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
