@@ -15,7 +15,17 @@ import sys
 from pathlib import Path
 
 from lambdas.spend_aggregator.aggregate import Aggregator
+from llmops import instances
 from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LlmopsError
+
+
+def gpu_price_environment() -> dict[str, str]:
+    """The gpu_idle Lambda's price variables, from the one price table (llmops/instances.py)."""
+    prices = {name: t.usd_per_hour for name, t in sorted(instances.GPU_INSTANCE_TYPES.items())}
+    return {
+        "HOURLY_PRICES_USD": json.dumps(prices, separators=(",", ":")),
+        "PRICE_SOURCE": f"{instances.PRICE_SOURCE}, recorded {instances.PRICE_DATE}",
+    }
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
