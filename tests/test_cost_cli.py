@@ -66,7 +66,7 @@ def test_cli_reports_malformed_lines_with_file_and_line(tmp_path, capsys):
     code, out, err = run_cli(["cost", "aggregate", str(bad)], capsys)
     assert code == 2
     assert f"{bad}:2: not valid JSON" in err
-    assert f"{bad}:{len(good) + 2}: prompt_tokens must not be negative" in err
+    assert f"{bad}:{len(good) + 2}: prompt_tokens must be a finite number >= 0" in err
     assert_sums_equal(emf_sums(parse_stdout(out)[0]), expected_sums(all_records()))  # good lines kept
 
 
@@ -140,3 +140,37 @@ def test_stream_without_peek_is_adapted():
     agg = Aggregator()
     agg.add_stream(Body(data), "x.jsonl.gz")
     assert agg.records == len(all_records())
+
+
+def test_fast_field_reader_agrees_with_json_loads():
+    from lambdas.spend_aggregator.aggregate import NEEDED, needed_fields
+
+    for record in all_records():
+        # a client can put anything in its request metadata; it must not shadow top-level fields
+        injected = json.loads(json.dumps(record))
+        injected["metadata"]["requester_metadata"] = {
+            "response_cost": 0,
+            "messages": [{"role": "user"}],  # a nested "messages": key before the top-level one
+            '"messages": 0, "x': "}",  # and the same characters inside strings
+        }
+        for text in (json.dumps(record), json.dumps(injected), json.dumps(record, indent=2)):
+            full = json.loads(text)
+            fast = needed_fields(text)
+            assert fast is not None, "fast path gave up on a LiteLLM record"
+            assert {k: fast[k] for k in NEEDED if k in fast} == {k: full[k] for k in NEEDED if k in full}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"response_cost": NaN}',
+        '{"response_cost": Infinity}',
+        "[1, 2]",
+        '{"a": 1',
+        '{"response_cost": 1e999}',
+    ],
+)
+def test_lines_json_accepts_but_we_do_not(line):
+    agg = Aggregator()
+    agg.add_lines([line])
+    assert agg.malformed == 1 and agg.records == 0

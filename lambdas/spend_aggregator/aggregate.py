@@ -58,6 +58,7 @@ MAX_DIMENSION_CHARS = 250  # CloudWatch allows 1024; long values are truncated, 
 MAX_MALFORMED_SAMPLES = 20  # examples kept per object for the malformed-lines log line
 
 GZIP_MAGIC = b"\x1f\x8b"
+_INF = float("inf")
 
 
 def route_of(provider: object, api_base: object) -> str:
@@ -95,6 +96,52 @@ def _team_of(metadata: object, tags: object) -> object:
         for tag in tags:
             if type(tag) is str and tag.startswith("team:"):
                 return tag[5:]
+    return None
+
+
+# Top-level fields the aggregation reads. LiteLLM (1.100.5, StandardLoggingPayload order)
+# writes them all before `messages`; `messages`, `response`, `hidden_params` and
+# `model_map_information` after it are most of a record's bytes.
+NEEDED = frozenset(
+    {
+        "status", "custom_llm_provider", "endTime", "model", "metadata", "response_cost",
+        "prompt_tokens", "completion_tokens", "request_tags", "api_base", "model_group",
+    }
+)  # fmt: skip
+CUT_KEY = '"messages":'
+_CUT_KEYS = {str: CUT_KEY, bytes: CUT_KEY.encode()}
+_CLOSE = {str: "}", bytes: b"}"}
+_COMMA = {str: ",", bytes: b","}
+
+
+def needed_fields(s: str | bytes) -> dict | None:
+    """The top-level fields before `"messages":`, decoded by json.loads; None if unsure.
+
+    Exactness: in valid JSON the characters `"messages":` can only be a key (inside a
+    string every `"` is escaped), possibly of a nested object such as client-supplied
+    metadata. Cutting there and closing with one `}` decodes only when the cut is at depth
+    one, i.e. at the top-level key; a nested hit fails to decode and the next one is tried.
+    The caller falls back to json.loads of the whole line when this returns None, including
+    when any NEEDED field is missing from the prefix (another LiteLLM version's order).
+    What is not checked: the bytes after the cut, beyond the line ending in `}`.
+    Works on bytes so only the prefix is ever decoded from UTF-8.
+    """
+    kind = type(s)
+    close = _CLOSE[kind]
+    if not s.rstrip().endswith(close):
+        return None
+    cut, comma, loads = _CUT_KEYS[kind], _COMMA[kind], json.loads
+    pos = s.find(cut)
+    while pos > 0:
+        head = s[:pos].rstrip()
+        if head.endswith(comma):
+            try:
+                record = loads(head[:-1] + close)
+            except ValueError:
+                record = None
+            if type(record) is dict:
+                return record if NEEDED.issubset(record) else None
+        pos = s.find(cut, pos + 1)
     return None
 
 
@@ -153,7 +200,7 @@ class Aggregator:
             type(cost) not in (float, int)
             or type(prompt) is not int
             or type(completion) is not int
-            or cost < 0
+            or not 0 <= cost < _INF  # also rejects NaN, which json accepts
             or prompt < 0
             or completion < 0
         ):
@@ -188,19 +235,30 @@ class Aggregator:
         return True
 
     def add_lines(self, lines: Iterable[bytes | str], first_line: int = 1) -> None:
-        """JSON Lines: one record per line; blank lines are ignored, bad ones counted."""
+        """JSON Lines: one record per line; blank lines are ignored, bad ones counted.
+
+        Each line goes through `needed_fields` (decodes only the top-level fields aggregation
+        needs); a line it cannot handle is decoded in full by json.loads, which also names the
+        problem of a malformed line.
+        """
         loads = json.loads
+        fast = needed_fields
         add = self.add
         line_no = first_line - 1
         for line in lines:
             line_no += 1
             try:
-                record = loads(line)
-            except ValueError as err:
-                if not line.strip():
+                record = fast(line)
+            except (ValueError, KeyError):  # a line type other than str/bytes
+                record = None
+            if record is None:
+                try:
+                    record = loads(line)
+                except ValueError as err:
+                    if not line.strip():
+                        continue
+                    self.bad(line_no, f"not valid JSON ({_short(err)})")
                     continue
-                self.bad(line_no, f"not valid JSON ({_short(err)})")
-                continue
             add(record, line_no)
 
     def add_document(self, data: bytes) -> None:
@@ -310,8 +368,8 @@ def _number_problem(cost: object, prompt: object, completion: object) -> str:
     ):
         if type(value) not in kinds:
             return f"{field} must be a number, got {json.dumps(value)[:40]}"
-        if value < 0:
-            return f"{field} must not be negative, got {value}"
+        if not 0 <= value < _INF:
+            return f"{field} must be a finite number >= 0, got {value}"
     return "bad numbers"
 
 
@@ -319,3 +377,82 @@ def _short(err: ValueError) -> str:
     if isinstance(err, json.JSONDecodeError):
         return f"{err.msg} at column {err.colno}"
     return str(err)[:80]  # e.g. bytes that are not UTF-8
+
+
+# -- parallel replay (CLI backfills and the benchmark; the Lambda reads one object at a time) --
+
+
+def merge(into: Aggregator, other: Aggregator) -> None:
+    """Adds `other`'s sums into `into` (for aggregating parts of one file separately)."""
+    for key, group in other.groups.items():
+        mine = into.groups.get(key)
+        if mine is None:
+            into.groups[key] = list(group)
+            continue
+        for i in range(5):
+            mine[i] += group[i]
+        mine[5] = max(mine[5], group[5])
+    into.records += other.records
+    into.malformed += other.malformed
+    into.samples.extend(other.samples[: max(0, MAX_MALFORMED_SAMPLES - len(into.samples))])
+
+
+class _Range(io.RawIOBase):
+    """Bytes [start, end) of a file."""
+
+    def __init__(self, path: str, start: int, end: int):
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), self._left)]
+        n = self._file.readinto(view)
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _line_starts(path: str, parts: int) -> list[int]:
+    """Offsets that split an uncompressed JSON Lines file into `parts` ranges at line starts."""
+    import os
+
+    size = os.path.getsize(path)
+    offsets = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            f.seek(max(offsets[-1], size * i // parts))
+            f.readline()
+            offsets.append(min(f.tell(), size))
+    offsets.append(size)
+    return offsets
+
+
+def _aggregate_range(args: tuple[str, int, int]) -> Aggregator:
+    path, start, end = args
+    aggregator = Aggregator()
+    with io.BufferedReader(_Range(path, start, end), 1 << 20) as reader:
+        aggregator.add_lines(reader)
+    return aggregator
+
+
+def parallel_aggregate(path: str, workers: int) -> Aggregator:
+    """Aggregates an uncompressed `.jsonl` file in `workers` processes (line numbers in
+    malformed-line samples are then relative to each part)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    offsets = _line_starts(path, workers)
+    ranges = [(path, offsets[i], offsets[i + 1]) for i in range(workers)]
+    total = Aggregator()
+    with ProcessPoolExecutor(workers) as pool:
+        for part in pool.map(_aggregate_range, ranges):
+            merge(total, part)
+    return total
