@@ -96,9 +96,10 @@ if workers == 1:
 else:
     agg = parallel_aggregate(path, workers)
 seconds = time.perf_counter() - start
-self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"records": agg.records, "seconds": seconds, "peak_kb": max(self_kb, child_kb),
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"records": agg.records, "seconds": seconds, "cpu": cpu,
+                  "peak_kb": max(me.ru_maxrss, kids.ru_maxrss),
                   "groups": len(agg.groups), "cost": agg.totals()["CostUSD"], "malformed": agg.malformed}))
 """
 
@@ -131,6 +132,8 @@ rows = con.sql(f'''
 seconds = time.perf_counter() - start
 print(json.dumps({"records": sum(r[6] for r in rows), "seconds": seconds, "groups": len(rows),
                   "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "cpu": resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                         + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
                   "cost": sum(r[3] for r in rows),
                   "threads": con.sql("SELECT current_setting('threads')").fetchall()[0][0]}))
 """
@@ -170,19 +173,26 @@ def main() -> None:
             "core-1 (1/10 file)": run(CORE, str(ROOT), str(small), "1"),
         }
         print(
-            f"{'engine':20} {'records':>11} {'seconds':>8} {'records/s':>11} {'MB/s':>7} {'peak RSS MB':>12}"
+            f"{'engine':20} {'records':>11} {'wall s':>7} {'records/s':>10} {'MB/s':>6} "
+            f"{'CPU s':>7} {'records/CPU-s':>14} {'peak RSS MB':>12}"
         )
         for name, r in results.items():
             file_size = small.stat().st_size if "1/10" in name else size
             print(
-                f"{name:20} {r['records']:>11,} {r['seconds']:>8.1f} {r['records'] / r['seconds']:>11,.0f} "
-                f"{file_size / r['seconds'] / 1e6:>7.0f} {r['peak_kb'] / 1024:>12.1f}"
+                f"{name:20} {r['records']:>11,} {r['seconds']:>7.1f} {r['records'] / r['seconds']:>10,.0f} "
+                f"{file_size / r['seconds'] / 1e6:>6.0f} {r['cpu']:>7.1f} {r['records'] / r['cpu']:>14,.0f} "
+                f"{r['peak_kb'] / 1024:>12.1f}"
             )
         speed = {n: r["records"] / r["seconds"] for n, r in results.items()}
         best = max((n for n in speed if n.startswith("core-") and "1/10" not in n), key=speed.get)
         print(
             f"duckdb threads: {results['duckdb']['threads']}; groups: core {results['core-1']['groups']}, "
             f"duckdb {results['duckdb']['groups']}"
+        )
+        per_cpu = {n: r["records"] / r["cpu"] for n, r in results.items()}
+        print(
+            f"CPU-efficiency ratio duckdb / core-1: {per_cpu['duckdb'] / per_cpu['core-1']:.2f}x "
+            "(records per CPU-second: insensitive to other load on the machine)"
         )
         print(
             f"throughput ratio duckdb / core-1: {speed['duckdb'] / speed['core-1']:.2f}x; "

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cost_lambdas.helpers import RecordingServer
 from lambdas.notifier import handler
-from tests.cost_helpers import RecordingServer
 
 REGION = "us-east-1"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:llmops-prod-cost-alerts"

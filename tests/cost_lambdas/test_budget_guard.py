@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cost_lambdas.helpers import RecordingServer
 from lambdas.budget_guard import handler
-from tests.cost_helpers import RecordingServer
 
 REGION = "us-east-1"
 MASTER_KEY = "sk-test-master"

@@ -9,8 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.spend_aggregator import handler
-from tests.cost_helpers import (
+from cost_lambdas.helpers import (
     all_records,
     assert_sums_equal,
     assert_valid_emf,
@@ -22,6 +21,7 @@ from tests.cost_helpers import (
     parse_stdout,
     read_records,
 )
+from lambdas.spend_aggregator import handler
 
 BUCKET = "llmops-test-gateway-logs"
 TABLE = "llmops-test-spend-idempotency"

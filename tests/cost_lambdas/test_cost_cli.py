@@ -8,9 +8,7 @@ import json
 
 import pytest
 
-from lambdas.spend_aggregator.aggregate import Aggregator, route_of
-from llmops import cli
-from tests.cost_helpers import (
+from cost_lambdas.helpers import (
     all_records,
     assert_sums_equal,
     assert_valid_emf,
@@ -19,6 +17,8 @@ from tests.cost_helpers import (
     fixture_files,
     parse_stdout,
 )
+from lambdas.spend_aggregator.aggregate import Aggregator, route_of
+from llmops import cli
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:

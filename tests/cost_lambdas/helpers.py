@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-SPEND_LOGS = Path(__file__).parent / "fixtures" / "spend_logs"
+SPEND_LOGS = Path(__file__).parents[1] / "fixtures" / "spend_logs"
 METRIC_NAMES = ("CostUSD", "PromptTokens", "CompletionTokens", "Requests", "Errors")
 # CloudWatch StandardUnit values (EMF spec: Unit is optional, must be one of these).
 UNITS = {
