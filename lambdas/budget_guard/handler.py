@@ -11,14 +11,16 @@ with `Authorization: Bearer <master key>`.
 
 Safety rules:
 - `unassigned` (traffic from keys without a team) is never blocked: there is no team to block.
-- A team is unblocked only when none of its other guarded alarms is still in ALARM
-  (CloudWatch DescribeAlarms), so a daily-cost alarm returning to OK does not lift a block an
-  anomaly alarm still justifies.
+- A team is unblocked only when none of its other guarding alarms (alarms on the team's
+  LLMOps metrics whose actions include GUARD_TOPIC_ARN, the topic this Lambda listens to) is
+  still in ALARM (CloudWatch DescribeAlarms): one alarm returning to OK does not lift a block
+  another one still justifies. Alarms that only notify never hold a block.
 - DRY_RUN=true logs what would be done and calls nothing.
 - A 404 (team unknown to the gateway) is logged and not retried; network errors and 5xx
   raise, so Lambda's asynchronous retries and then the DLQ take over.
 
 Environment: GATEWAY_SECRET_ID (secret JSON {"url": ..., "master_key": ...}), DRY_RUN,
+GUARD_TOPIC_ARN (unset: every alarm on the team's metrics counts as guarding),
 ENVIRONMENT (alarms carrying another Environment dimension are ignored), SECRET_CACHE_SECONDS.
 Every decision is one JSON log line with an `action` field.
 """
@@ -130,10 +132,13 @@ def handle_message(message: str) -> str:
 
 
 def other_alarms_in_alarm(team: str, except_name: str) -> list[str]:
+    guard_topic = os.environ.get("GUARD_TOPIC_ARN")
     names = []
     for page in _cloudwatch().get_paginator("describe_alarms").paginate(StateValue="ALARM"):
         for alarm in page.get("MetricAlarms", []):
             if alarm["AlarmName"] == except_name:
+                continue
+            if guard_topic and guard_topic not in alarm.get("AlarmActions", []):
                 continue
             namespaces = {alarm.get("Namespace")}
             dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}

@@ -108,11 +108,37 @@ def test_dry_run_calls_nothing_and_says_what_it_would_do(gateway, capsys, monkey
     assert all(a["dryRun"] is True for a in actions(capsys))
 
 
-def test_ok_keeps_the_block_while_another_alarm_of_the_team_is_in_alarm(gateway, capsys):
+def test_ok_keeps_the_block_while_another_guarding_alarm_of_the_team_is_in_alarm(
+    gateway, capsys, monkeypatch
+):
     server, api = gateway
+    guard_topic = "arn:aws:sns:us-east-1:123456789012:llmops-prod-budget-guard"
+    monkeypatch.setenv("GUARD_TOPIC_ARN", guard_topic)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for name, alarm_actions in (("notify-only", []), ("llmops-prod-team-payments-cost-anomaly", [guard_topic])):
+        put_team_alarm(cloudwatch, name, alarm_actions)
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    handler.handler(event(alarm_message("payments", "ALARM")))
+    assert handler.handler(event(alarm_message("payments", "OK")))["results"] == ["keep-blocked"]
+    assert api.blocked["payments"] is True and len(server.requests) == 1
+    assert actions(capsys)[-1]["alarms"] == ["llmops-prod-team-payments-cost-anomaly"]
+
+
+def test_alarms_that_only_notify_do_not_hold_a_block(gateway, monkeypatch):
+    _, api = gateway
+    monkeypatch.setenv("GUARD_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:llmops-prod-budget-guard")
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    put_team_alarm(cloudwatch, "notify-only", [])
+    cloudwatch.set_alarm_state(AlarmName="notify-only", StateValue="ALARM", StateReason="test")
+    handler.handler(event(alarm_message("payments", "ALARM")))
+    assert handler.handler(event(alarm_message("payments", "OK")))["results"] == ["unblocked"]
+    assert api.blocked["payments"] is False
+
+
+def put_team_alarm(cloudwatch, name: str, actions: list[str]) -> None:
     cloudwatch.put_metric_alarm(
-        AlarmName="llmops-prod-team-payments-cost-anomaly",
+        AlarmName=name,
+        AlarmActions=actions,
         Namespace="LLMOps",
         MetricName="CostUSD",
         Dimensions=[{"Name": "Environment", "Value": "prod"}, {"Name": "Team", "Value": "payments"}],
@@ -122,13 +148,6 @@ def test_ok_keeps_the_block_while_another_alarm_of_the_team_is_in_alarm(gateway,
         Threshold=10,
         ComparisonOperator="GreaterThanThreshold",
     )
-    cloudwatch.set_alarm_state(
-        AlarmName="llmops-prod-team-payments-cost-anomaly", StateValue="ALARM", StateReason="test"
-    )
-    handler.handler(event(alarm_message("payments", "ALARM")))
-    assert handler.handler(event(alarm_message("payments", "OK")))["results"] == ["keep-blocked"]
-    assert api.blocked["payments"] is True and len(server.requests) == 1
-    assert actions(capsys)[-1]["alarms"] == ["llmops-prod-team-payments-cost-anomaly"]
 
 
 @pytest.mark.parametrize(
