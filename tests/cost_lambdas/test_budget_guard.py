@@ -115,7 +115,10 @@ def test_ok_keeps_the_block_while_another_guarding_alarm_of_the_team_is_in_alarm
     guard_topic = "arn:aws:sns:us-east-1:123456789012:llmops-prod-budget-guard"
     monkeypatch.setenv("GUARD_TOPIC_ARN", guard_topic)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    for name, alarm_actions in (("notify-only", []), ("llmops-prod-team-payments-cost-anomaly", [guard_topic])):
+    for name, alarm_actions in (
+        ("notify-only", []),
+        ("llmops-prod-team-payments-cost-anomaly", [guard_topic]),
+    ):
         put_team_alarm(cloudwatch, name, alarm_actions)
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
     handler.handler(event(alarm_message("payments", "ALARM")))
