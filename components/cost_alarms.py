@@ -55,8 +55,12 @@ class CostAlarmsArgs:
     """EKS cluster whose GPU nodes the idle-GPU detector watches. None: no detector."""
     gpu_pool_names: list[str] = field(default_factory=list)
     """Karpenter NodePools whose nodes the GPU budget counts (karpenter.sh/nodepool tag)."""
-    gateway_admin_secret_arn: pulumi.Input[str] | None = None
-    """Secret JSON {"url", "master_key"} of the gateway's admin API. None: no budget guard."""
+    gateway_url: pulumi.Input[str] | None = None
+    """In-VPC URL of the LiteLLM gateway's admin API (http://<service>:4000). None: no budget guard."""
+    gateway_master_key_secret_arn: pulumi.Input[str] | None = None
+    """Secret holding the gateway's master key (bare `sk-...` or JSON with master_key)."""
+    gateway_secret_key_arn: pulumi.Input[str] | None = None
+    """KMS key that encrypts that secret (the guard decrypts it). None: the AWS-managed key."""
     vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
     vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
@@ -81,7 +85,8 @@ class CostAlarms(pulumi.ComponentResource):
         self.function_names = {}
 
         self.alerts_topic_arn = self._topic("alerts", ["cloudwatch", "budgets", "costalerts"]).arn
-        guard = self._topic("guard", ["cloudwatch"]) if args.gateway_admin_secret_arn is not None else None
+        guarded = args.gateway_url is not None and args.gateway_master_key_secret_arn is not None
+        guard = self._topic("guard", ["cloudwatch"]) if guarded else None
         self.guard_topic_arn = guard.arn if guard else None
         for i, address in enumerate(settings.alert_emails):
             aws.sns.TopicSubscription(
@@ -335,12 +340,13 @@ class CostAlarms(pulumi.ComponentResource):
             "budget-guard",
             "budget_guard",
             [
-                iam.allow(["secretsmanager:GetSecretValue"], args.gateway_admin_secret_arn),
-                iam.allow(["kms:Decrypt"], self._key.arn),
+                iam.allow(["secretsmanager:GetSecretValue"], args.gateway_master_key_secret_arn),
+                iam.allow(["kms:Decrypt"], [k for k in (self._key.arn, args.gateway_secret_key_arn) if k]),
                 iam.allow(["cloudwatch:DescribeAlarms"], "*"),  # no resource-level permissions
             ],
             {
-                "GATEWAY_SECRET_ID": args.gateway_admin_secret_arn,
+                "GATEWAY_URL": args.gateway_url,
+                "GATEWAY_SECRET_ID": args.gateway_master_key_secret_arn,
                 "GUARD_TOPIC_ARN": guard.arn,
                 "DRY_RUN": "true" if args.settings.budget_guard_dry_run else "false",
             },

@@ -7,7 +7,9 @@ LiteLLM team_id of the key). Calls LiteLLM's admin API as in litellm 1.100.5
 `proxy/management_endpoints/team_endpoints.py`:
   POST {url}/team/block   {"team_id": "..."}  -> the team row with blocked=true
   POST {url}/team/unblock {"team_id": "..."}
-with `Authorization: Bearer <master key>`.
+with `Authorization: Bearer <master key>`. The gateway URL is GATEWAY_URL (an in-VPC service
+address, not a secret); the master key is the secret GATEWAY_SECRET_ID, either the bare key
+(`sk-...`, as the gateway component stores it) or JSON {"master_key": ..., "url": ...}.
 
 Safety rules:
 - `unassigned` (traffic from keys without a team) is never blocked: there is no team to block.
@@ -19,7 +21,7 @@ Safety rules:
 - A 404 (team unknown to the gateway) is logged and not retried; network errors and 5xx
   raise, so Lambda's asynchronous retries and then the DLQ take over.
 
-Environment: GATEWAY_SECRET_ID (secret JSON {"url": ..., "master_key": ...}), DRY_RUN,
+Environment: GATEWAY_URL, GATEWAY_SECRET_ID, DRY_RUN,
 GUARD_TOPIC_ARN (unset: every alarm on the team's metrics counts as guarding),
 ENVIRONMENT (alarms carrying another Environment dimension are ignored), SECRET_CACHE_SECONDS.
 Every decision is one JSON log line with an `action` field.
@@ -66,9 +68,12 @@ def gateway() -> dict:
     hit = _cached.get(secret_id)
     if hit and time.monotonic() - hit[0] < float(os.environ.get("SECRET_CACHE_SECONDS", "300")):
         return hit[1]
-    doc = json.loads(_secrets().get_secret_value(SecretId=secret_id)["SecretString"])
-    if not str(doc.get("url", "")).startswith(("http://", "https://")) or not doc.get("master_key"):
-        raise ValueError(f"secret {secret_id} must be JSON with url and master_key")
+    value = _secrets().get_secret_value(SecretId=secret_id)["SecretString"].strip()
+    doc = json.loads(value) if value.startswith("{") else {"master_key": value}
+    url = os.environ.get("GATEWAY_URL") or doc.get("url") or ""
+    if not url.startswith(("http://", "https://")) or not doc.get("master_key"):
+        raise ValueError(f"need GATEWAY_URL (or url in {secret_id}) and a master key in {secret_id}")
+    doc = {"url": url, "master_key": doc["master_key"]}
     _cached[secret_id] = (time.monotonic(), doc)
     return doc
 

@@ -174,6 +174,18 @@ def test_unknown_team_is_logged_not_retried(gateway, capsys):
     assert actions(capsys)[0]["status"] == 404
 
 
+def test_bare_master_key_secret_with_url_from_the_environment(gateway, monkeypatch):
+    server, api = gateway
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="llmops/prod/gateway/master-key-abc",
+        SecretString=MASTER_KEY,  # as the gateway stores it
+    )["ARN"]
+    monkeypatch.setenv("GATEWAY_SECRET_ID", arn)
+    monkeypatch.setenv("GATEWAY_URL", server.url)
+    assert handler.handler(event(alarm_message("search", "ALARM")))["results"] == ["blocked"]
+    assert api.blocked["search"] is True
+
+
 def test_gateway_errors_raise_for_retry(gateway):
     with RecordingServer(status=503) as failing:
         secret = json.dumps({"url": failing.url, "master_key": MASTER_KEY})

@@ -21,7 +21,8 @@ from llmops.settings.cost import CostAlarmSettings
 
 ACCOUNT = "111122223333"
 REGION = "me-central-1"
-GATEWAY_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:llmops-prod/gateway-admin"
+GATEWAY_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:llmops-prod/gateway/master-key-x"
+GATEWAY_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/gateway-data"
 LOGS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/logs"
 
 
@@ -84,7 +85,9 @@ def declare(cost: dict | None = None, guard: bool = True, cluster: bool = True):
                 logs_key_arn=LOGS_KEY,
                 cluster_name="llmops-prod" if cluster else None,
                 gpu_pool_names=["l4", "h100"],
-                gateway_admin_secret_arn=GATEWAY_SECRET if guard else None,
+                gateway_url="http://litellm.gateway.svc.cluster.local:4000" if guard else None,
+                gateway_master_key_secret_arn=GATEWAY_SECRET if guard else None,
+                gateway_secret_key_arn=GATEWAY_KEY,
                 vpc_subnet_ids=["subnet-a", "subnet-b"],
                 vpc_security_group_ids=["sg-gateway-clients"],
             ),
@@ -210,6 +213,9 @@ def test_budget_guard_runs_in_the_vpc_and_follows_the_dry_run_setting(full):
     }
     env = fn["environment"]["variables"]
     assert env["DRY_RUN"] == "false" and env["GATEWAY_SECRET_ID"] == GATEWAY_SECRET
+    assert env["GATEWAY_URL"] == "http://litellm.gateway.svc.cluster.local:4000"
+    kms = next(s for s in policy_of(resources, "budget-guard")["Statement"] if s["Action"] == ["kms:Decrypt"])
+    assert GATEWAY_KEY in kms["Resource"]
     assert env["GUARD_TOPIC_ARN"].endswith("cost-guard-phys")
     dry, _ = declare({"teamBudgets": [{"team": "payments", "dailyUsd": 10}]})
     assert (
