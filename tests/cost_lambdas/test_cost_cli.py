@@ -174,3 +174,19 @@ def test_lines_json_accepts_but_we_do_not(line):
     agg = Aggregator()
     agg.add_lines([line])
     assert agg.malformed == 1 and agg.records == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata", "tags", "team"),
+    [
+        ({"user_api_key_team_id": "risk", "spend_logs_metadata": {"team": "spoof"}}, ["team:spoof"], "risk"),
+        ({"user_api_key_team_id": None, "spend_logs_metadata": {"team": "claims"}}, ["team:other"], "claims"),
+        ({"user_api_key_team_id": None, "spend_logs_metadata": None}, ["route:x", "team:support"], "support"),
+        ({"user_api_key_team_id": None, "spend_logs_metadata": {}}, ["route:x"], "unassigned"),
+    ],
+)
+def test_team_precedence_key_team_then_spend_logs_metadata_then_tag(metadata, tags, team):
+    base = all_records()[0]
+    agg = Aggregator()
+    agg.add({**base, "metadata": {**base["metadata"], **metadata}, "request_tags": tags})
+    assert [key[0] for key in agg.groups] == [team]
