@@ -184,6 +184,9 @@ class Aggregator:
         if not isinstance(record, dict):
             self.bad(line_no, f"expected a JSON object, got {type(record).__name__}")
             return False
+        if "response_cost" not in record:  # every StandardLoggingPayload has it, even failures
+            self.bad(line_no, "not a LiteLLM spend-log record (no response_cost)")
+            return False
         get = record.get
         cost = get("response_cost")
         prompt = get("prompt_tokens")

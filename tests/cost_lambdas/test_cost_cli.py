@@ -62,12 +62,22 @@ def test_cli_reads_gzip_and_jsonl_the_same_as_plain(tmp_path, capsys):
 def test_cli_reports_malformed_lines_with_file_and_line(tmp_path, capsys):
     good = [json.dumps(r) for r in all_records()]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text("\n".join([good[0], "not json at all", *good[1:], '{"prompt_tokens": -3}']) + "\n")
+    bad.write_text(
+        "\n".join([good[0], "not json at all", *good[1:], '{"response_cost": 0.1, "prompt_tokens": -3}'])
+        + "\n"
+    )
     code, out, err = run_cli(["cost", "aggregate", str(bad)], capsys)
     assert code == 2
     assert f"{bad}:2: not valid JSON" in err
     assert f"{bad}:{len(good) + 2}: prompt_tokens must be a finite number >= 0" in err
     assert_sums_equal(emf_sums(parse_stdout(out)[0]), expected_sums(all_records()))  # good lines kept
+
+
+def test_cli_rejects_json_that_is_not_a_spend_log(capsys):
+    index = str(fixture_files()[0].parent / "objects.json")  # the fixtures' name -> S3 key map
+    code, out, err = run_cli(["cost", "aggregate", index], capsys)
+    assert code == 2 and out == ""
+    assert f"{index}:1: not a LiteLLM spend-log record (no response_cost)" in err
 
 
 def test_cli_missing_file_is_not_found(tmp_path, capsys):
