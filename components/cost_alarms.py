@@ -29,15 +29,14 @@ LAMBDAS = PROJECT_DIR / "lambdas"
 RUNTIME = "python3.13"  # stdlib + boto3 only; the handlers need 3.11+
 NAMESPACE = "LLMOps"
 AGGREGATOR_TIMEOUT_SECONDS = 120
-# Services that publish to the encrypted topics or write to the encrypted queue and log groups.
+# Services that use the key on the account's behalf: CloudWatch Logs (log groups), the three
+# publishers of the encrypted topics, and S3 sending object events to the encrypted queue.
 KEY_SERVICES = [
     "logs.{region}.amazonaws.com",
     "cloudwatch.amazonaws.com",
     "budgets.amazonaws.com",
     "costalerts.amazonaws.com",
     "s3.amazonaws.com",
-    "sns.amazonaws.com",
-    "events.amazonaws.com",
 ]
 
 

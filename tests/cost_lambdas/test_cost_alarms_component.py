@@ -356,3 +356,14 @@ def test_each_lambda_imports_from_its_zip_alone(folder, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env={}
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_key_admits_only_the_services_that_use_it(full):
+    resources, _ = full
+    policy = json.loads(only(resources, "aws:kms/key:Key", "cost-key")["policy"])
+    [use] = [s for s in policy["Statement"] if s.get("Sid") == "ServiceUse"]
+    assert set(use["Principal"]["Service"]) == {
+        f"logs.{REGION}.amazonaws.com", "cloudwatch.amazonaws.com", "budgets.amazonaws.com",
+        "costalerts.amazonaws.com", "s3.amazonaws.com",
+    }  # fmt: skip
+    assert use["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
