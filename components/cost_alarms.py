@@ -29,6 +29,7 @@ LAMBDAS = PROJECT_DIR / "lambdas"
 RUNTIME = "python3.13"  # stdlib + boto3 only; the handlers need 3.11+
 NAMESPACE = "LLMOps"
 AGGREGATOR_TIMEOUT_SECONDS = 120
+AGGREGATOR_CONCURRENCY = 10  # parallel S3 reads; the SQS poller is capped to match
 # Services that use the key on the account's behalf: CloudWatch Logs (log groups), the three
 # publishers of the encrypted topics, and S3 sending object events to the encrypted queue.
 KEY_SERVICES = [
@@ -144,12 +145,13 @@ class CostAlarms(pulumi.ComponentResource):
         statements: list,
         environment: dict,
         *,
+        reserved: int,
         timeout: int = 30,
         memory_size: int = 256,
-        async_dlq: bool = True,
         vpc: bool = False,
     ) -> aws.lambda_.Function:
-        """A Lambda from lambdas/<folder>: own role, KMS log group, DLQ for async invocations."""
+        """A Lambda from lambdas/<folder>: own role, KMS log group, a DLQ for failed asynchronous
+        invocations, and `reserved` concurrency so a flood of events cannot scale it unbounded."""
         ctx, fn_name = self._ctx, f"{self._prefix}-{role}"
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-{role}-logs",
@@ -158,18 +160,17 @@ class CostAlarms(pulumi.ComponentResource):
             kms_key_id=self._key.arn,
             opts=self._child,
         )
-        dlq = self._queue(f"{role}-dlq") if async_dlq else None
+        dlq = self._queue(f"{role}-dlq")
         role_res = aws.iam.Role(
             f"{self._name}-{role}-role",
             assume_role_policy=iam.service_trust("lambda.amazonaws.com", ctx.account_id),
             opts=self._child,
         )
         base = [
-            iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group.arn.apply(lambda a: f"{a}:*"))
+            iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group.arn.apply(lambda a: f"{a}:*")),
+            iam.allow(["sqs:SendMessage"], dlq.arn),
+            iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], self._key.arn),  # the DLQ and environment
         ]
-        if dlq is not None:
-            base.append(iam.allow(["sqs:SendMessage"], dlq.arn))
-            base.append(iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], self._key.arn))
         policy = aws.iam.RolePolicy(
             f"{self._name}-{role}-policy",
             role=role_res.id,
@@ -205,7 +206,8 @@ class CostAlarms(pulumi.ComponentResource):
             environment={"variables": {"ENVIRONMENT": ctx.settings.environment, **environment}},
             kms_key_arn=self._key.arn,
             logging_config={"log_format": "Text", "log_group": log_group.name},
-            dead_letter_config={"target_arn": dlq.arn} if dlq is not None else None,
+            dead_letter_config={"target_arn": dlq.arn},
+            reserved_concurrent_executions=reserved,
             vpc_config=vpc_config,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
@@ -292,7 +294,7 @@ class CostAlarms(pulumi.ComponentResource):
             {"IDEMPOTENCY_TABLE": table.name, "IDEMPOTENCY_TTL_DAYS": "35"},
             timeout=AGGREGATOR_TIMEOUT_SECONDS,
             memory_size=512,
-            async_dlq=False,  # SQS-triggered: failed messages go to the queue's own DLQ
+            reserved=AGGREGATOR_CONCURRENCY,
         )
         aws.lambda_.EventSourceMapping(
             f"{self._name}-spend-events-mapping",
@@ -301,6 +303,8 @@ class CostAlarms(pulumi.ComponentResource):
             batch_size=10,
             maximum_batching_window_in_seconds=30,
             function_response_types=["ReportBatchItemFailures"],  # the handler's batchItemFailures
+            # No more pollers than reserved concurrency, or SQS messages bounce off throttles.
+            scaling_config={"maximum_concurrency": AGGREGATOR_CONCURRENCY},
             opts=self._child,
         )
         aws.s3.BucketNotification(
@@ -329,6 +333,7 @@ class CostAlarms(pulumi.ComponentResource):
                 iam.allow(["kms:Decrypt"], self._key.arn),
             ],
             {"SLACK_WEBHOOK_SECRET_ID": secret.arn},
+            reserved=2,
         )
         self._subscribe("cost-notifier", function, self.alerts_topic_arn)
         return secret.arn
@@ -349,6 +354,7 @@ class CostAlarms(pulumi.ComponentResource):
                 "GUARD_TOPIC_ARN": guard.arn,
                 "DRY_RUN": "true" if args.settings.budget_guard_dry_run else "false",
             },
+            reserved=1,  # one decision at a time: a block and an unblock never race
             vpc=True,
         )
         self._subscribe("budget-guard", function, guard.arn)
@@ -371,6 +377,7 @@ class CostAlarms(pulumi.ComponentResource):
                 "IDLE_WINDOW_MINUTES": str(settings.idle_gpu_window_minutes),
                 **gpu_price_environment(),  # prices from llmops/instances.py, with their source
             },
+            reserved=1,
             timeout=60,
         )
         rule = aws.cloudwatch.EventRule(

@@ -139,8 +139,8 @@ def test_lambdas_are_arm64_python_packaged_from_their_folder_with_logs_and_dlq(f
         assert fn["loggingConfig"]["logGroup"] == f"/aws/lambda/{fn['name']}", name
         group = groups[f"{name}-logs"]
         assert group["retentionInDays"] == 365 and group["kmsKeyId"], name
-        if name != "cost-spend-aggregator":  # invoked asynchronously: failures land in a DLQ
-            assert f"{name}-dlq" in fn["deadLetterConfig"]["targetArn"], name
+        assert f"{name}-dlq" in fn["deadLetterConfig"]["targetArn"], name
+        assert 1 <= fn["reservedConcurrentExecutions"] <= 10 and fn["timeout"] <= 300, name
 
 
 def test_aggregator_reads_the_bucket_through_a_queue_with_dlq_and_partial_failures(full):
@@ -151,6 +151,8 @@ def test_aggregator_reads_the_bucket_through_a_queue_with_dlq_and_partial_failur
     assert queue["kmsMasterKeyId"] and queue["visibilityTimeoutSeconds"] >= 6 * 120
     mapping = only(resources, "aws:lambda/eventSourceMapping:EventSourceMapping", "cost-spend-events-mapping")
     assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    aggregator = only(resources, "aws:lambda/function:Function", "cost-spend-aggregator")
+    assert mapping["scalingConfig"]["maximumConcurrency"] == aggregator["reservedConcurrentExecutions"]
     [notification] = of_type(resources, "aws:s3/bucketNotification:BucketNotification").values()
     assert notification["bucket"] == "llmops-prod-gateway-logs"
     assert notification["queues"][0]["events"] == ["s3:ObjectCreated:*"]
@@ -174,7 +176,7 @@ def test_roles_grant_only_what_each_handler_calls(full):
 
     logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
     dlq = {"sqs:SendMessage", "kms:GenerateDataKey*", "kms:Decrypt"}
-    assert actions("spend-aggregator") == logs | {
+    assert actions("spend-aggregator") == logs | dlq | {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
         "s3:GetObject", "s3:GetObjectVersion", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:PutItem",
     }  # fmt: skip
@@ -367,3 +369,12 @@ def test_key_admits_only_the_services_that_use_it(full):
         "costalerts.amazonaws.com", "s3.amazonaws.com",
     }  # fmt: skip
     assert use["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_offline_plan_records_where_lambda_code_comes_from():
+    from llmops.offline import clean
+
+    code = pulumi.AssetArchive({"notifier": pulumi.FileArchive(str(LAMBDAS / "notifier"))})
+    assert clean({"code": code}) == {
+        "code": {"archive": {"notifier": {"archive": {"path": "lambdas/notifier"}}}}
+    }
