@@ -56,7 +56,8 @@ class CostAlarmsArgs:
     gpu_pool_names: list[str] = field(default_factory=list)
     """Karpenter NodePools whose nodes the GPU budget counts (karpenter.sh/nodepool tag)."""
     gateway_url: pulumi.Input[str] | None = None
-    """In-VPC URL of the LiteLLM gateway's admin API (http://<service>:4000). None: no budget guard."""
+    """URL of the gateway as the VPC sees it: its internal load balancer (http://<NLB DNS name>);
+    cluster DNS names do not resolve from Lambda. None: no budget guard."""
     gateway_master_key_secret_arn: pulumi.Input[str] | None = None
     """Secret holding the gateway's master key (bare `sk-...` or JSON with master_key)."""
     gateway_secret_key_arn: pulumi.Input[str] | None = None

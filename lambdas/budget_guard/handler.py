@@ -7,8 +7,8 @@ LiteLLM team_id of the key). Calls LiteLLM's admin API as in litellm 1.100.5
 `proxy/management_endpoints/team_endpoints.py`:
   POST {url}/team/block   {"team_id": "..."}  -> the team row with blocked=true
   POST {url}/team/unblock {"team_id": "..."}
-with `Authorization: Bearer <master key>`. The gateway URL is GATEWAY_URL (an in-VPC service
-address, not a secret); the master key is the secret GATEWAY_SECRET_ID, either the bare key
+with `Authorization: Bearer <master key>`. The gateway URL is GATEWAY_URL (the gateway's internal
+load balancer, not a secret); the master key is the secret GATEWAY_SECRET_ID, either the bare key
 (`sk-...`, as the gateway component stores it) or JSON {"master_key": ..., "url": ...}.
 
 Safety rules:
