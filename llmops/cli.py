@@ -16,6 +16,7 @@ from llmops.errors import EXIT_USAGE, LlmopsError
 COMMAND_MODULES = [
     "llmops.plan",
     "llmops.policy",
+    "llmops.cost",
 ]
 
 

@@ -12,6 +12,7 @@ import runpy
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -65,7 +66,21 @@ def clean(value: Any) -> Any:
         return [clean(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):  # Lambda code: where it comes from
+        return _asset(value)
     return value
+
+
+def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {k: clean(v) for k, v in sorted(value.assets.items())}}
+    path = getattr(value, "path", None)
+    if path is not None:
+        kind = "archive" if isinstance(value, pulumi.Archive) else "asset"
+        resolved = Path(path).resolve()
+        shown = resolved.relative_to(PROJECT_DIR) if resolved.is_relative_to(PROJECT_DIR) else resolved
+        return {kind: {"path": str(shown)}}
+    return {type(value).__name__: "(inline)"}
 
 
 class _Mocks(pulumi.runtime.Mocks):

@@ -1,0 +1,399 @@
+"""Cost alarms: the four cost Lambdas, their queue, topics and roles, and the alarms, budget and
+anomaly monitor that drive them (docs/cost.md).
+
+    gateway-logs bucket --ObjectCreated--> SQS (+DLQ) --> spend_aggregator --EMF--> LLMOps metrics
+    LLMOps metrics --> team / model / anomaly-band alarms --> alerts topic --> notifier --> Slack
+                                                        \\-> guard topic --> budget_guard --> LiteLLM
+    schedule --> gpu_idle --> alerts topic;   AWS Budgets, Cost Anomaly Detection --> alerts topic
+
+Every Lambda: Python on arm64, packaged from its folder under lambdas/, its own role with only
+what it calls, a KMS-encrypted log group with retention, and a dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.context import AwsContext
+from llmops import PROJECT_DIR
+from llmops.cost import gpu_price_environment
+from llmops.settings.cost import CostAlarmSettings
+
+LAMBDAS = PROJECT_DIR / "lambdas"
+RUNTIME = "python3.13"  # stdlib + boto3 only; the handlers need 3.11+
+NAMESPACE = "LLMOps"
+AGGREGATOR_TIMEOUT_SECONDS = 120
+AGGREGATOR_CONCURRENCY = 10  # parallel S3 reads; the SQS poller is capped to match
+# Services that use the key on the account's behalf: CloudWatch Logs (log groups), the three
+# publishers of the encrypted topics, and S3 sending object events to the encrypted queue.
+KEY_SERVICES = [
+    "logs.{region}.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+    "budgets.amazonaws.com",
+    "costalerts.amazonaws.com",
+    "s3.amazonaws.com",
+]
+
+
+@dataclass
+class CostAlarmsArgs:
+    context: AwsContext
+    settings: CostAlarmSettings
+    logs_bucket: pulumi.Input[str]
+    """Name of the gateway's spend-log bucket (its object-created events feed the aggregator)."""
+    logs_key_arn: pulumi.Input[str]
+    """KMS key of that bucket: the aggregator decrypts the objects with it."""
+    logs_prefix: str = "spend-logs/"
+    """Key prefix of the spend-log objects (LiteLLM's s3_path)."""
+    cluster_name: pulumi.Input[str] | None = None
+    """EKS cluster whose GPU nodes the idle-GPU detector watches. None: no detector."""
+    gpu_pool_names: list[str] = field(default_factory=list)
+    """Karpenter NodePools whose nodes the GPU budget counts (karpenter.sh/nodepool tag)."""
+    gateway_url: pulumi.Input[str] | None = None
+    """URL of the gateway as the VPC sees it: its internal load balancer (http://<NLB DNS name>);
+    cluster DNS names do not resolve from Lambda. None: no budget guard."""
+    gateway_master_key_secret_arn: pulumi.Input[str] | None = None
+    """Secret holding the gateway's master key (bare `sk-...` or JSON with master_key)."""
+    gateway_secret_key_arn: pulumi.Input[str] | None = None
+    """KMS key that encrypts that secret (the guard decrypts it). None: the AWS-managed key."""
+    vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
+    vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+class CostAlarms(pulumi.ComponentResource):
+    alerts_topic_arn: pulumi.Output[str]
+    guard_topic_arn: pulumi.Output[str] | None
+    spend_queue_url: pulumi.Output[str]
+    slack_secret_arn: pulumi.Output[str] | None
+    function_names: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: CostAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:cost:CostAlarms", name, None, opts)
+        self._name, self._args, self._ctx = name, args, args.context
+        self._child = pulumi.ResourceOptions(parent=self)
+        ctx, settings = args.context, args.settings
+        self._prefix = ctx.settings.name_prefix
+        self._key = ctx.kms_key(
+            f"{name}-key", f"{self._prefix} cost alarms", parent=self, services=KEY_SERVICES
+        )
+        self.function_names = {}
+
+        self.alerts_topic_arn = self._topic("alerts", ["cloudwatch", "budgets", "costalerts"]).arn
+        guarded = args.gateway_url is not None and args.gateway_master_key_secret_arn is not None
+        guard = self._topic("guard", ["cloudwatch"]) if guarded else None
+        self.guard_topic_arn = guard.arn if guard else None
+        for i, address in enumerate(settings.alert_emails):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{i}",
+                topic=self.alerts_topic_arn,
+                protocol="email",
+                endpoint=address,
+                opts=self._child,
+            )
+
+        self.spend_queue_url = self._aggregator()
+        self.slack_secret_arn = self._notifier() if settings.slack_notifications else None
+        if guard is not None:
+            self._budget_guard(guard)
+        if args.cluster_name is not None:
+            self._gpu_idle()
+        from components.cost_alarm_rules import add_alarms  # the alarms, budget, anomaly monitor
+
+        add_alarms(self, name, args, self.alerts_topic_arn, self.guard_topic_arn)
+        self.register_outputs(
+            {"alerts_topic_arn": self.alerts_topic_arn, "spend_queue_url": self.spend_queue_url}
+        )
+
+    # -- building blocks ---------------------------------------------------------------------
+
+    def _topic(self, role: str, publishers: list[str]) -> aws.sns.Topic:
+        topic = aws.sns.Topic(f"{self._name}-{role}", kms_master_key_id=self._key.arn, opts=self._child)
+        statements = [
+            iam.allow(
+                ["sns:Publish"], topic.arn, {"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}
+            )
+            | {"Sid": f"{p}Publish", "Principal": {"Service": f"{p}.amazonaws.com"}}
+            for p in publishers
+        ]
+        aws.sns.TopicPolicy(
+            f"{self._name}-{role}-policy",
+            arn=topic.arn,
+            policy=iam.document_output(*statements),
+            opts=self._child,
+        )
+        return topic
+
+    def _queue(self, role: str, **kwargs) -> aws.sqs.Queue:
+        return aws.sqs.Queue(
+            f"{self._name}-{role}",
+            kms_master_key_id=self._key.arn,
+            message_retention_seconds=kwargs.pop("message_retention_seconds", 14 * 86400),
+            opts=self._child,
+            **kwargs,
+        )
+
+    def _function(
+        self,
+        role: str,
+        folder: str,
+        statements: list,
+        environment: dict,
+        *,
+        reserved: int,
+        timeout: int = 30,
+        memory_size: int = 256,
+        vpc: bool = False,
+    ) -> aws.lambda_.Function:
+        """A Lambda from lambdas/<folder>: own role, KMS log group, a DLQ for failed asynchronous
+        invocations, and `reserved` concurrency so a flood of events cannot scale it unbounded."""
+        ctx, fn_name = self._ctx, f"{self._prefix}-{role}"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{self._name}-{role}-logs",
+            name=f"/aws/lambda/{fn_name}",
+            retention_in_days=self._args.settings.log_retention_days,
+            kms_key_id=self._key.arn,
+            opts=self._child,
+        )
+        dlq = self._queue(f"{role}-dlq")
+        role_res = aws.iam.Role(
+            f"{self._name}-{role}-role",
+            assume_role_policy=iam.service_trust("lambda.amazonaws.com", ctx.account_id),
+            opts=self._child,
+        )
+        base = [
+            iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group.arn.apply(lambda a: f"{a}:*")),
+            iam.allow(["sqs:SendMessage"], dlq.arn),
+            iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], self._key.arn),  # the DLQ and environment
+        ]
+        policy = aws.iam.RolePolicy(
+            f"{self._name}-{role}-policy",
+            role=role_res.id,
+            policy=iam.document_output(*base, *statements),
+            opts=self._child,
+        )
+        depends: list[pulumi.Resource] = [log_group, policy]
+        vpc_config = None
+        if vpc:
+            depends.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{self._name}-{role}-vpc",
+                    role=role_res.name,
+                    policy_arn=f"arn:{ctx.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+                    opts=self._child,
+                )
+            )
+            vpc_config = {
+                "subnet_ids": self._args.vpc_subnet_ids,
+                "security_group_ids": self._args.vpc_security_group_ids,
+            }
+        function = aws.lambda_.Function(
+            f"{self._name}-{role}",
+            name=fn_name,
+            role=role_res.arn,
+            runtime=RUNTIME,
+            architectures=["arm64"],
+            handler=f"{folder}.handler.handler",
+            # The zip holds the folder itself, so the handler's relative imports work (lambdas/__init__.py).
+            code=pulumi.AssetArchive({folder: pulumi.FileArchive(str(Path(LAMBDAS, folder)))}),
+            timeout=timeout,
+            memory_size=memory_size,
+            environment={"variables": {"ENVIRONMENT": ctx.settings.environment, **environment}},
+            kms_key_arn=self._key.arn,
+            logging_config={"log_format": "Text", "log_group": log_group.name},
+            dead_letter_config={"target_arn": dlq.arn},
+            reserved_concurrent_executions=reserved,
+            vpc_config=vpc_config,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.function_names[role] = function.name
+        return function
+
+    def _subscribe(self, role: str, function: aws.lambda_.Function, topic_arn: pulumi.Input[str]) -> None:
+        aws.lambda_.Permission(
+            f"{self._name}-{role}-from-sns",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="sns.amazonaws.com",
+            source_arn=topic_arn,
+            opts=self._child,
+        )
+        aws.sns.TopicSubscription(
+            f"{self._name}-{role}-subscription",
+            topic=topic_arn,
+            protocol="lambda",
+            endpoint=function.arn,
+            opts=self._child,
+        )
+
+    # -- the four Lambdas --------------------------------------------------------------------
+
+    def _aggregator(self) -> pulumi.Output[str]:
+        args, ctx = self._args, self._ctx
+        dlq = self._queue("spend-events-dlq")
+        queue = self._queue(
+            "spend-events",
+            # AWS: at least six times the function timeout, so a batch is not redelivered mid-run.
+            visibility_timeout_seconds=6 * AGGREGATOR_TIMEOUT_SECONDS,
+            redrive_policy=dlq.arn.apply(
+                lambda a: json.dumps({"deadLetterTargetArn": a, "maxReceiveCount": 5})
+            ),
+        )
+        bucket_arn = pulumi.Output.from_input(args.logs_bucket).apply(
+            lambda b: f"arn:{ctx.partition}:s3:::{b}"
+        )
+        aws.sqs.QueuePolicy(
+            f"{self._name}-spend-events-policy",
+            queue_url=queue.id,
+            policy=iam.document_output(
+                iam.allow(
+                    ["sqs:SendMessage"],
+                    queue.arn,
+                    {
+                        "ArnEquals": {"aws:SourceArn": bucket_arn},
+                        "StringEquals": {"aws:SourceAccount": ctx.account_id},
+                    },
+                )
+                | {"Principal": {"Service": "s3.amazonaws.com"}}
+            ),
+            opts=self._child,
+        )
+        table = aws.dynamodb.Table(
+            f"{self._name}-idempotency",
+            name=f"{self._prefix}-spend-log-idempotency",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[{"name": "pk", "type": "S"}],
+            ttl={"attribute_name": "expiresAt", "enabled": True},
+            server_side_encryption={"enabled": True, "kms_key_arn": self._key.arn},
+            opts=self._child,
+        )
+        objects = bucket_arn.apply(lambda a: f"{a}/{args.logs_prefix}*")
+        function = self._function(
+            "spend-aggregator",
+            "spend_aggregator",
+            [
+                iam.allow(
+                    [
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility",
+                    ],
+                    queue.arn,
+                ),
+                iam.allow(["s3:GetObject", "s3:GetObjectVersion"], objects),
+                iam.allow(["kms:Decrypt"], [args.logs_key_arn, self._key.arn]),
+                iam.allow(["dynamodb:GetItem", "dynamodb:PutItem"], table.arn),
+            ],
+            {"IDEMPOTENCY_TABLE": table.name, "IDEMPOTENCY_TTL_DAYS": "35"},
+            timeout=AGGREGATOR_TIMEOUT_SECONDS,
+            memory_size=512,
+            reserved=AGGREGATOR_CONCURRENCY,
+        )
+        aws.lambda_.EventSourceMapping(
+            f"{self._name}-spend-events-mapping",
+            event_source_arn=queue.arn,
+            function_name=function.arn,
+            batch_size=10,
+            maximum_batching_window_in_seconds=30,
+            function_response_types=["ReportBatchItemFailures"],  # the handler's batchItemFailures
+            # No more pollers than reserved concurrency, or SQS messages bounce off throttles.
+            scaling_config={"maximum_concurrency": AGGREGATOR_CONCURRENCY},
+            opts=self._child,
+        )
+        aws.s3.BucketNotification(
+            f"{self._name}-spend-log-events",
+            bucket=args.logs_bucket,
+            queues=[
+                {"queue_arn": queue.arn, "events": ["s3:ObjectCreated:*"], "filter_prefix": args.logs_prefix}
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue]),
+        )
+        return queue.url
+
+    def _notifier(self) -> pulumi.Output[str]:
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-slack-webhook",
+            name=f"{self._prefix}/cost-alerts/slack-webhook",
+            description="Slack incoming-webhook URL for cost alerts (set the value by hand)",
+            kms_key_id=self._key.arn,
+            opts=self._child,
+        )
+        function = self._function(
+            "cost-notifier",
+            "notifier",
+            [
+                iam.allow(["secretsmanager:GetSecretValue"], secret.arn),
+                iam.allow(["kms:Decrypt"], self._key.arn),
+            ],
+            {"SLACK_WEBHOOK_SECRET_ID": secret.arn},
+            reserved=2,
+        )
+        self._subscribe("cost-notifier", function, self.alerts_topic_arn)
+        return secret.arn
+
+    def _budget_guard(self, guard: aws.sns.Topic) -> None:
+        args = self._args
+        function = self._function(
+            "budget-guard",
+            "budget_guard",
+            [
+                iam.allow(["secretsmanager:GetSecretValue"], args.gateway_master_key_secret_arn),
+                iam.allow(["kms:Decrypt"], [k for k in (self._key.arn, args.gateway_secret_key_arn) if k]),
+                iam.allow(["cloudwatch:DescribeAlarms"], "*"),  # no resource-level permissions
+            ],
+            {
+                "GATEWAY_URL": args.gateway_url,
+                "GATEWAY_SECRET_ID": args.gateway_master_key_secret_arn,
+                "GUARD_TOPIC_ARN": guard.arn,
+                "DRY_RUN": "true" if args.settings.budget_guard_dry_run else "false",
+            },
+            reserved=1,  # one decision at a time: a block and an unblock never race
+            vpc=True,
+        )
+        self._subscribe("budget-guard", function, guard.arn)
+
+    def _gpu_idle(self) -> None:
+        settings = self._args.settings
+        function = self._function(
+            "gpu-idle",
+            "gpu_idle",
+            [
+                # ListMetrics and GetMetricData have no resource-level permissions.
+                iam.allow(["cloudwatch:ListMetrics", "cloudwatch:GetMetricData"], "*"),
+                iam.allow(["sns:Publish"], self.alerts_topic_arn),
+                iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], self._key.arn),
+            ],
+            {
+                "CLUSTER_NAME": self._args.cluster_name,
+                "TOPIC_ARN": self.alerts_topic_arn,
+                "IDLE_THRESHOLD_PERCENT": str(settings.idle_gpu_threshold_percent),
+                "IDLE_WINDOW_MINUTES": str(settings.idle_gpu_window_minutes),
+                **gpu_price_environment(),  # prices from llmops/instances.py, with their source
+            },
+            reserved=1,
+            timeout=60,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{self._name}-gpu-idle-schedule",
+            schedule_expression=f"rate({settings.idle_gpu_check_minutes} minutes)",
+            opts=self._child,
+        )
+        aws.lambda_.Permission(
+            f"{self._name}-gpu-idle-from-events",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=self._child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{self._name}-gpu-idle-target", rule=rule.name, arn=function.arn, opts=self._child
+        )

@@ -1,0 +1,1 @@
+"""Notifier Lambda: SNS (alarms, budgets, cost anomalies) to a Slack incoming webhook."""

@@ -1,0 +1,1 @@
+"""Spend-log aggregator Lambda and its aggregation core (`aggregate`)."""

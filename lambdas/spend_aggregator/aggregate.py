@@ -1,0 +1,461 @@
+"""Aggregation core shared by the spend-aggregator Lambda and `llmops cost aggregate`.
+
+Pure standard library, no AWS calls and no side effects on import, so the CLI, the tests and
+the benchmark import exactly the code the Lambda runs.
+
+Input: LiteLLM spend-log records, i.e. `StandardLoggingPayload` dicts as the `s3_v2` logger
+writes them (litellm/types/utils.py, litellm/integrations/s3_v2.py: one record per `.json`
+object) or as batched JSON Lines (`.jsonl`), optionally gzip-compressed.
+
+Output: one CloudWatch Embedded Metric Format record per (team, model, route) group, see
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+
+Memory is bounded by the number of groups: input is streamed line by line and only the
+running sums per group are kept (a `.json` object holds one record and is read whole, up to
+MAX_DOCUMENT_BYTES).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO
+from urllib.parse import urlsplit
+
+NAMESPACE = "LLMOps"
+# (name, CloudWatch unit). Cost has no currency unit in CloudWatch; the name carries it.
+METRICS = (
+    ("CostUSD", "None"),
+    ("PromptTokens", "Count"),
+    ("CompletionTokens", "Count"),
+    ("Requests", "Count"),
+    ("Errors", "Count"),
+)
+DIMENSION_SETS = [
+    ["Environment", "Team"],
+    ["Environment", "Team", "Model"],
+    ["Environment", "Model", "Route"],
+]
+UNASSIGNED = "unassigned"  # requests made with a key that belongs to no team
+UNKNOWN_MODEL = "unknown"
+SELF_HOSTED = "self-hosted"
+EXTERNAL = "external"
+
+# LiteLLM providers that only ever talk to servers we run (litellm/types/utils.py LlmProviders).
+SELF_HOSTED_PROVIDERS = frozenset(
+    {"hosted_vllm", "vllm", "ollama", "ollama_chat", "lm_studio", "llamafile", "xinference", "triton"}
+)
+# api_base hosts that are in-cluster or private even when the provider is generic (e.g. `openai/`
+# pointed at an OpenAI-compatible vLLM Service).
+_PRIVATE_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local", ".internal", ".local", "localhost")
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024  # a single-record `.json` object larger than this is malformed
+MAX_DIMENSION_CHARS = 250  # CloudWatch allows 1024; long values are truncated, never rejected
+MAX_MALFORMED_SAMPLES = 20  # examples kept per object for the malformed-lines log line
+
+GZIP_MAGIC = b"\x1f\x8b"
+_INF = float("inf")
+
+
+def route_of(provider: object, api_base: object) -> str:
+    """self-hosted when LiteLLM called a provider we host or a private/in-cluster api_base."""
+    if isinstance(provider, str) and provider in SELF_HOSTED_PROVIDERS:
+        return SELF_HOSTED
+    if isinstance(api_base, str) and api_base:
+        host = (urlsplit(api_base if "//" in api_base else "//" + api_base).hostname or "").lower()
+        if host.endswith(_PRIVATE_SUFFIXES) or "." not in host:  # bare names are cluster-local
+            return SELF_HOSTED
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return EXTERNAL
+        return SELF_HOSTED if ip.is_private or ip.is_loopback else EXTERNAL
+    return EXTERNAL
+
+
+def _team_of(metadata: object, tags: object) -> object:
+    """The LiteLLM team that owns the virtual key; else the caller's own label.
+
+    `user_api_key_team_id` comes from the key (authoritative: budget_guard blocks that id).
+    Keys without a team can still be attributed by `metadata.spend_logs_metadata.team` or a
+    `team:<name>` request tag, which the gateway copies into the record as the client sent
+    them; a team-owned key can never be attributed to another team this way.
+    """
+    if type(metadata) is dict:
+        team = metadata.get("user_api_key_team_id")
+        if team:
+            return team
+        labels = metadata.get("spend_logs_metadata")
+        if type(labels) is dict and labels.get("team"):
+            return labels["team"]
+    if type(tags) is list:
+        for tag in tags:
+            if type(tag) is str and tag.startswith("team:"):
+                return tag[5:]
+    return None
+
+
+# Top-level fields the aggregation reads. LiteLLM (1.100.5, StandardLoggingPayload order)
+# writes them all before `messages`; `messages`, `response`, `hidden_params` and
+# `model_map_information` after it are most of a record's bytes.
+NEEDED = frozenset(
+    {
+        "status", "custom_llm_provider", "endTime", "model", "metadata", "response_cost",
+        "prompt_tokens", "completion_tokens", "request_tags", "api_base", "model_group",
+    }
+)  # fmt: skip
+CUT_KEY = '"messages":'
+_CUT_KEYS = {str: CUT_KEY, bytes: CUT_KEY.encode()}
+_CLOSE = {str: "}", bytes: b"}"}
+_COMMA = {str: ",", bytes: b","}
+
+
+def needed_fields(s: str | bytes) -> dict | None:
+    """The top-level fields before `"messages":`, decoded by json.loads; None if unsure.
+
+    Exactness: in valid JSON the characters `"messages":` can only be a key (inside a
+    string every `"` is escaped), possibly of a nested object such as client-supplied
+    metadata. Cutting there and closing with one `}` decodes only when the cut is at depth
+    one, i.e. at the top-level key; a nested hit fails to decode and the next one is tried.
+    The caller falls back to json.loads of the whole line when this returns None, including
+    when any NEEDED field is missing from the prefix (another LiteLLM version's order).
+    What is not checked: the bytes after the cut, beyond the line ending in `}`.
+    Works on bytes so only the prefix is ever decoded from UTF-8.
+    """
+    kind = type(s)
+    close = _CLOSE[kind]
+    if not s.rstrip().endswith(close):
+        return None
+    cut, comma, loads = _CUT_KEYS[kind], _COMMA[kind], json.loads
+    pos = s.find(cut)
+    while pos > 0:
+        head = s[:pos].rstrip()
+        if head.endswith(comma):
+            try:
+                record = loads(head[:-1] + close)
+            except ValueError:
+                record = None
+            if type(record) is dict:
+                return record if NEEDED.issubset(record) else None
+        pos = s.find(cut, pos + 1)
+    return None
+
+
+def _dimension(value: object, fallback: str) -> str:
+    if not isinstance(value, str):
+        return fallback
+    value = value.strip()
+    return value[:MAX_DIMENSION_CHARS] if value else fallback
+
+
+class Aggregator:
+    """Running sums per (team, model, route). Feed records or lines, then read `emf_records`.
+
+    Malformed input never raises: it is counted in `malformed`, the first MAX_MALFORMED_SAMPLES
+    are kept in `samples` as (line number, reason), and `on_malformed` (if given) sees every one.
+    """
+
+    __slots__ = ("_route_cache", "groups", "malformed", "on_malformed", "records", "samples")
+
+    def __init__(self, on_malformed: Callable[[int, str], None] | None = None):
+        # group key -> [cost, prompt, completion, requests, errors, latest end time (s)]
+        self.groups: dict[tuple[str, str, str], list] = {}
+        self.records = 0
+        self.malformed = 0
+        self.samples: list[tuple[int, str]] = []
+        self.on_malformed = on_malformed
+        self._route_cache: dict[tuple[object, object], str] = {}
+
+    # -- input ---------------------------------------------------------------------------
+
+    def bad(self, line_no: int, reason: str) -> None:
+        self.malformed += 1
+        if len(self.samples) < MAX_MALFORMED_SAMPLES:
+            self.samples.append((line_no, reason))
+        if self.on_malformed is not None:
+            self.on_malformed(line_no, reason)
+
+    def add(self, record: object, line_no: int = 1) -> bool:
+        """Adds one decoded record; returns False (and counts it) when it is malformed."""
+        if not isinstance(record, dict):
+            self.bad(line_no, f"expected a JSON object, got {type(record).__name__}")
+            return False
+        if "response_cost" not in record:  # every StandardLoggingPayload has it, even failures
+            self.bad(line_no, "not a LiteLLM spend-log record (no response_cost)")
+            return False
+        get = record.get
+        cost = get("response_cost")
+        prompt = get("prompt_tokens")
+        completion = get("completion_tokens")
+        # None means "not computed" (LiteLLM logs failures without usage): counts as zero.
+        if cost is None:
+            cost = 0.0
+        if prompt is None:
+            prompt = 0
+        if completion is None:
+            completion = 0
+        # type() is exact: bool (a subclass of int) and numeric strings are malformed.
+        if (
+            type(cost) not in (float, int)
+            or type(prompt) is not int
+            or type(completion) is not int
+            or not 0 <= cost < _INF  # also rejects NaN, which json accepts
+            or prompt < 0
+            or completion < 0
+        ):
+            self.bad(line_no, _number_problem(cost, prompt, completion))
+            return False
+        team = _team_of(get("metadata"), get("request_tags"))
+        model = get("model_group") or get("model")
+        provider = get("custom_llm_provider")
+        api_base = get("api_base")
+        try:
+            route = self._route_cache[(provider, api_base)]
+        except KeyError:
+            route = route_of(provider, api_base)
+            self._route_cache[(provider, api_base)] = route
+        except TypeError:  # unhashable provider/api_base: not what LiteLLM writes
+            self.bad(line_no, "custom_llm_provider and api_base must be strings")
+            return False
+        key = (_dimension(team, UNASSIGNED), _dimension(model, UNKNOWN_MODEL), route)
+        end = get("endTime")
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = [0.0, 0, 0, 0, 0, 0.0]
+        group[0] += cost
+        group[1] += prompt
+        group[2] += completion
+        group[3] += 1
+        if get("status") == "failure":
+            group[4] += 1
+        if type(end) in (float, int) and end > group[5]:
+            group[5] = end
+        self.records += 1
+        return True
+
+    def add_lines(self, lines: Iterable[bytes | str], first_line: int = 1) -> None:
+        """JSON Lines: one record per line; blank lines are ignored, bad ones counted.
+
+        Each line goes through `needed_fields` (decodes only the top-level fields aggregation
+        needs); a line it cannot handle is decoded in full by json.loads, which also names the
+        problem of a malformed line.
+        """
+        loads = json.loads
+        fast = needed_fields
+        add = self.add
+        line_no = first_line - 1
+        for line in lines:
+            line_no += 1
+            try:
+                record = fast(line)
+            except (ValueError, KeyError):  # a line type other than str/bytes
+                record = None
+            if record is None:
+                try:
+                    record = loads(line)
+                except ValueError as err:
+                    if not line.strip():
+                        continue
+                    self.bad(line_no, f"not valid JSON ({_short(err)})")
+                    continue
+            add(record, line_no)
+
+    def add_document(self, data: bytes) -> None:
+        """A `.json` object: one record (LiteLLM's s3_v2 layout). JSON Lines content is accepted."""
+        try:
+            record = json.loads(data)
+        except ValueError as err:
+            if "Extra data" in str(err):  # several records, one per line
+                self.add_lines(data.splitlines())
+            elif data.strip():
+                self.bad(1, f"not valid JSON ({_short(err)})")
+            return
+        self.add(record, 1)
+
+    def add_stream(self, stream: IO[bytes] | object, name: str) -> None:
+        """Reads a file-like object (local file, S3 body); gzip is detected by its magic bytes.
+
+        `name` decides the layout: `*.json` / `*.json.gz` is one document, anything else lines.
+        """
+        for kind, source in open_spend_log(stream, name):
+            if kind == "document":
+                data = source.read(MAX_DOCUMENT_BYTES + 1)
+                if len(data) > MAX_DOCUMENT_BYTES:
+                    self.bad(1, f"single-record .json object larger than {MAX_DOCUMENT_BYTES} bytes")
+                else:
+                    self.add_document(data)
+            else:
+                self.add_lines(source)
+
+    # -- output --------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, float]:
+        sums = [0.0, 0, 0, 0, 0]
+        for group in self.groups.values():
+            for i in range(5):
+                sums[i] += group[i]
+        return {name: sums[i] for i, (name, _) in enumerate(METRICS)}
+
+    def emf_records(
+        self, environment: str, source: str | None = None, now: float | None = None
+    ) -> list[dict]:
+        """One EMF record per group, sorted by (team, model, route).
+
+        The timestamp is the group's latest request end time (so replays land where the cost
+        was incurred), or `now` when no record carried one.
+        """
+        fallback_ms = int((time.time() if now is None else now) * 1000)
+        out = []
+        for (team, model, route), group in sorted(self.groups.items()):
+            record: dict = {
+                "_aws": {
+                    "Timestamp": int(group[5] * 1000) if group[5] else fallback_ms,
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": NAMESPACE,
+                            "Dimensions": DIMENSION_SETS,
+                            "Metrics": [{"Name": n, "Unit": u} for n, u in METRICS],
+                        }
+                    ],
+                },
+                "Environment": environment,
+                "Team": team,
+                "Model": model,
+                "Route": route,
+                "CostUSD": group[0],
+                "PromptTokens": group[1],
+                "CompletionTokens": group[2],
+                "Requests": group[3],
+                "Errors": group[4],
+            }
+            if source:
+                record["SourceObject"] = source  # a property, not a dimension: no metric cost
+            out.append(record)
+        return out
+
+
+def open_spend_log(stream: IO[bytes] | object, name: str) -> Iterator[tuple[str, IO[bytes]]]:
+    """Yields one ("document" | "lines", binary stream) for the object, gunzipped if needed."""
+    raw = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Readable(stream), 1 << 20)
+    if raw.peek(2)[:2] == GZIP_MAGIC:
+        raw = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=1 << 20)
+    base = name[:-3] if name.endswith(".gz") else name
+    yield ("document" if base.endswith(".json") else "lines"), raw
+
+
+class _Readable(io.RawIOBase):
+    """Adapts anything with read(n) (botocore StreamingBody, open files) to io.RawIOBase."""
+
+    def __init__(self, stream: object):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
+def _number_problem(cost: object, prompt: object, completion: object) -> str:
+    for field, value, kinds in (
+        ("response_cost", cost, (float, int)),
+        ("prompt_tokens", prompt, (int,)),
+        ("completion_tokens", completion, (int,)),
+    ):
+        if type(value) not in kinds:
+            return f"{field} must be a number, got {json.dumps(value)[:40]}"
+        if not 0 <= value < _INF:
+            return f"{field} must be a finite number >= 0, got {value}"
+    return "bad numbers"
+
+
+def _short(err: ValueError) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at column {err.colno}"
+    return str(err)[:80]  # e.g. bytes that are not UTF-8
+
+
+# -- parallel replay (CLI backfills and the benchmark; the Lambda reads one object at a time) --
+
+
+def merge(into: Aggregator, other: Aggregator) -> None:
+    """Adds `other`'s sums into `into` (for aggregating parts of one file separately)."""
+    for key, group in other.groups.items():
+        mine = into.groups.get(key)
+        if mine is None:
+            into.groups[key] = list(group)
+            continue
+        for i in range(5):
+            mine[i] += group[i]
+        mine[5] = max(mine[5], group[5])
+    into.records += other.records
+    into.malformed += other.malformed
+    into.samples.extend(other.samples[: max(0, MAX_MALFORMED_SAMPLES - len(into.samples))])
+
+
+class _Range(io.RawIOBase):
+    """Bytes [start, end) of a file."""
+
+    def __init__(self, path: str, start: int, end: int):
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), self._left)]
+        n = self._file.readinto(view)
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _line_starts(path: str, parts: int) -> list[int]:
+    """Offsets that split an uncompressed JSON Lines file into `parts` ranges at line starts."""
+    import os
+
+    size = os.path.getsize(path)
+    offsets = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            f.seek(max(offsets[-1], size * i // parts))
+            f.readline()
+            offsets.append(min(f.tell(), size))
+    offsets.append(size)
+    return offsets
+
+
+def _aggregate_range(args: tuple[str, int, int]) -> Aggregator:
+    path, start, end = args
+    aggregator = Aggregator()
+    with io.BufferedReader(_Range(path, start, end), 1 << 20) as reader:
+        aggregator.add_lines(reader)
+    return aggregator
+
+
+def parallel_aggregate(path: str, workers: int) -> Aggregator:
+    """Aggregates an uncompressed `.jsonl` file in `workers` processes (line numbers in
+    malformed-line samples are then relative to each part)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    offsets = _line_starts(path, workers)
+    ranges = [(path, offsets[i], offsets[i + 1]) for i in range(workers)]
+    total = Aggregator()
+    with ProcessPoolExecutor(workers) as pool:
+        for part in pool.map(_aggregate_range, ranges):
+            merge(total, part)
+    return total

@@ -1,0 +1,85 @@
+"""`llmops cost aggregate`: replay LiteLLM spend-log files through the aggregator's core.
+
+The Lambda's core is imported, not copied: `lambdas/` is a package of Lambda folders and
+`lambdas.spend_aggregator.aggregate` has no dependency beyond the standard library, so this
+command prints exactly the EMF records the Lambda would emit for the same objects (one
+record per (team, model, route) group per file), for backfills and checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from lambdas.spend_aggregator.aggregate import Aggregator
+from llmops import instances
+from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LlmopsError
+
+
+def gpu_price_environment() -> dict[str, str]:
+    """The gpu_idle Lambda's price variables, from the one price table (llmops/instances.py)."""
+    prices = {name: t.usd_per_hour for name, t in sorted(instances.GPU_INSTANCE_TYPES.items())}
+    return {
+        "HOURLY_PRICES_USD": json.dumps(prices, separators=(",", ":")),
+        "PRICE_SOURCE": f"{instances.PRICE_SOURCE}, recorded {instances.PRICE_DATE}",
+    }
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    cost = subparsers.add_parser("cost", help="token-cost attribution from gateway spend logs")
+    sub = cost.add_subparsers(dest="cost_command", required=True, parser_class=type(cost))
+    agg = sub.add_parser(
+        "aggregate",
+        help="print the EMF records the spend aggregator would emit for local spend-log files",
+        description=(
+            "Reads LiteLLM spend-log files (.json: one record; .jsonl: one per line; gzip of either) "
+            "and prints one CloudWatch EMF record per (team, model, route) per file, one JSON per line. "
+            "Malformed lines are reported on stderr as FILE:LINE: reason and skipped; the exit code "
+            "is then 2."
+        ),
+    )
+    agg.add_argument("files", nargs="+", metavar="FILE", type=Path, help="spend-log file(s)")
+    agg.add_argument(
+        "--environment",
+        default=os.environ.get("LLMOPS_ENVIRONMENT", "dev"),
+        help="value of the Environment dimension (default: $LLMOPS_ENVIRONMENT or dev)",
+    )
+    agg.set_defaults(func=lambda args: aggregate_files(args.files, args.environment))
+
+
+def aggregate_files(files: list[Path], environment: str, out=None, err=None) -> int:
+    """Prints EMF records for each file; returns 0, or 2 when any line was malformed."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise LlmopsError(
+            "\n".join(f"{m}: no such file" for m in missing) + "\npass existing spend-log files",
+            EXIT_NOT_FOUND,
+        )
+    if not environment.strip():
+        raise LlmopsError("--environment must not be empty", EXIT_USAGE)
+    malformed = 0
+    for path in files:
+
+        def report(line_no: int, reason: str, path: Path = path) -> None:
+            print(f"{path}:{line_no}: {reason}", file=err)
+
+        aggregator = Aggregator(on_malformed=report)
+        try:
+            with path.open("rb") as stream:
+                aggregator.add_stream(stream, path.name)
+        except (OSError, EOFError) as exc:  # unreadable file or truncated gzip
+            print(f"{path}: cannot read: {exc}", file=err)
+            malformed += 1
+            continue
+        for record in aggregator.emf_records(environment, source=str(path)):
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        malformed += aggregator.malformed
+    if malformed:
+        print(f"{malformed} malformed line(s) skipped", file=err)
+        return EXIT_USAGE
+    return EXIT_OK
