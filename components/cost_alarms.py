@@ -62,9 +62,12 @@ class CostAlarmsArgs:
     """Secret holding the gateway's master key (bare `sk-...` or JSON with master_key)."""
     gateway_secret_key_arn: pulumi.Input[str] | None = None
     """KMS key that encrypts that secret (the guard decrypts it). None: the AWS-managed key."""
+    vpc_id: pulumi.Input[str] | None = None
+    vpc_cidr: str | None = None
+    """The budget guard's security group may reach only addresses in this CIDR (the gateway's
+    internal load balancer and the VPC endpoints)."""
     vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
-    vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 class CostAlarms(pulumi.ComponentResource):
@@ -189,10 +192,23 @@ class CostAlarms(pulumi.ComponentResource):
                     opts=self._child,
                 )
             )
-            vpc_config = {
-                "subnet_ids": self._args.vpc_subnet_ids,
-                "security_group_ids": self._args.vpc_security_group_ids,
-            }
+            guard_sg = aws.ec2.SecurityGroup(
+                f"{self._name}-{role}-sg",
+                description="Budget guard: HTTP to the gateway's load balancer, HTTPS to VPC endpoints",
+                vpc_id=self._args.vpc_id,
+                ingress=[],
+                egress=[
+                    {
+                        "protocol": "tcp",
+                        "from_port": port,
+                        "to_port": port,
+                        "cidr_blocks": [self._args.vpc_cidr],
+                    }
+                    for port in (80, 443)
+                ],
+                opts=self._child,
+            )
+            vpc_config = {"subnet_ids": self._args.vpc_subnet_ids, "security_group_ids": [guard_sg.id]}
         function = aws.lambda_.Function(
             f"{self._name}-{role}",
             name=fn_name,

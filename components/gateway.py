@@ -59,6 +59,11 @@ class Gateway(pulumi.ComponentResource):
     database_endpoint: pulumi.Output[str]
     role_arn: pulumi.Output[str]
     vllm_api_key: pulumi.Output[str]
+    master_key_secret_arn: pulumi.Output[str]
+    data_key_arn: pulumi.Output[str]
+    """The KMS key of the gateway's secrets (whoever reads the master key needs it)."""
+    url: pulumi.Output[str]
+    """http://<internal load balancer>: the gateway as the VPC sees it (Lambdas, VPN clients)."""
     config: dict
     """The generated LiteLLM config (no secret values in it)."""
 
@@ -108,7 +113,8 @@ class Gateway(pulumi.ComponentResource):
         )
         # LiteLLM's docs require the master key to start with "sk-" (virtual keys do too).
         master = pulumi.Output.secret(pulumi.Output.format("sk-{0}", master_key.result))
-        self._secret("master-key", data_key, master)
+        self.master_key_secret_arn = self._secret("master-key", data_key, master).arn
+        self.data_key_arn = data_key.arn
         self._secret("database-url", data_key, database_url)
 
         role = self._role(bucket, logs_key)
@@ -313,7 +319,7 @@ class Gateway(pulumi.ComponentResource):
                 parent=self, provider=self._args.k8s_provider, ignore_changes=["spec.replicas"]
             ),
         )
-        k8s.core.v1.Service(
+        service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={**meta, "name": "litellm", "annotations": workload.internal_service_annotations()},
             spec={
@@ -323,6 +329,8 @@ class Gateway(pulumi.ComponentResource):
             },
             opts=k8s_opts,
         )
+        # Pulumi waits for the load balancer to be provisioned before the Service is ready.
+        self.url = service.status.apply(lambda st: f"http://{st.load_balancer.ingress[0].hostname}")
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata={**meta, "name": "litellm"},

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.access_logs import AccessLogs, AccessLogsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
+from components.cost_alarms import CostAlarms, CostAlarmsArgs
 from components.gateway import Gateway, GatewayArgs
 from components.gpu_pools import GpuPools, GpuPoolsArgs
 from components.model_serving import ModelServing, ModelServingArgs
@@ -27,6 +28,7 @@ class Platform(pulumi.ComponentResource):
     model_serving: ModelServing
     vector_db: VectorDb
     gateway: Gateway
+    cost_alarms: CostAlarms
 
     def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:platform:Platform", name, None, opts)
@@ -114,6 +116,24 @@ class Platform(pulumi.ComponentResource):
                 cluster_security_group_id=self.cluster.security_group_id,
                 models=self.model_serving.models,
                 vllm_api_key=self.model_serving.api_key,
+            ),
+            in_aws,
+        )
+        self.cost_alarms = CostAlarms(
+            f"{name}-cost",
+            CostAlarmsArgs(
+                context=ctx,
+                settings=settings.cost_alarms,
+                logs_bucket=self.gateway.logs_bucket,
+                logs_key_arn=self.gateway.logs_key_arn,
+                cluster_name=self.cluster.name,
+                gpu_pool_names=[p.name for p in settings.gpu_pools],
+                gateway_url=self.gateway.url,
+                gateway_master_key_secret_arn=self.gateway.master_key_secret_arn,
+                gateway_secret_key_arn=self.gateway.data_key_arn,
+                vpc_id=self.network.vpc_id,
+                vpc_cidr=self.network.vpc_cidr,
+                vpc_subnet_ids=self.network.private_subnet_ids,
             ),
             in_aws,
         )

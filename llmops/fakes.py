@@ -54,6 +54,12 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
         if type_.startswith("kubernetes:") and "metadata" in inputs:
             meta = {"name": f"{name}-{_hex(name, 8)}", **(inputs.get("metadata") or {})}
             state["metadata"] = meta
+            if (
+                type_ == "kubernetes:core/v1:Service"
+                and (inputs.get("spec") or {}).get("type") == "LoadBalancer"
+            ):
+                host = f"internal-{_hex(name, 20)}.{region}.elb.amazonaws.com"
+                state["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
             return meta["name"], state
         return f"{name}-id", state
 

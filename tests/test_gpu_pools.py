@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
-from conftest import inputs_of, only
+from conftest import inputs_of
 
 from components.gpu_pools import INTERRUPTION_EVENTS
 from llmops import versions
+
+
+def karpenter_queue(result, stack: str) -> dict:
+    return result.plan.named(f"llmops-{stack}-gpu-interruptions")["inputs"]
 
 
 def test_karpenter_chart_is_pinned_and_wired_to_its_queue(plans):
@@ -15,7 +19,7 @@ def test_karpenter_chart_is_pinned_and_wired_to_its_queue(plans):
         charts = {c["chart"]: c for c in inputs_of(result, "kubernetes:helm.sh/v4:Chart")}
         karpenter = charts[versions.KARPENTER.ref]
         assert karpenter["version"] == versions.KARPENTER.version, name
-        queue = only(result, "aws:sqs/queue:Queue")
+        queue = karpenter_queue(result, name)
         # The queue is auto-named by Pulumi; Karpenter gets that physical name.
         assert karpenter["values"]["settings"]["interruptionQueue"].startswith(
             f"llmops-{name}-gpu-interruptions-"
@@ -26,14 +30,15 @@ def test_karpenter_chart_is_pinned_and_wired_to_its_queue(plans):
 
 def test_interruption_events_target_the_queue(plans):
     result = plans["prod"]
-    queue_arn = result.plan.of_type("aws:sqs/queue:Queue")[0]["inputs"]
-    rules = inputs_of(result, "aws:cloudwatch/eventRule:EventRule")
+    queue = karpenter_queue(result, "prod")
+    ours = [r for r in result.plan.resources if r["parent"] == "llmops-prod-gpu"]
+    rules = [r["inputs"] for r in ours if r["type"] == "aws:cloudwatch/eventRule:EventRule"]
     assert sorted(json.loads(r["eventPattern"])["detail-type"][0] for r in rules) == sorted(
         p["detail-type"][0] for p in INTERRUPTION_EVENTS.values()
     )
-    targets = inputs_of(result, "aws:cloudwatch/eventTarget:EventTarget")
+    targets = [r["inputs"] for r in ours if r["type"] == "aws:cloudwatch/eventTarget:EventTarget"]
     assert len(targets) == len(rules) and all(t["arn"].startswith("arn:aws:sqs:") for t in targets)
-    assert queue_arn["messageRetentionSeconds"] == 300
+    assert queue["messageRetentionSeconds"] == 300
 
 
 def test_controller_uses_pod_identity_and_a_scoped_policy(plans):

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from llmops.settings.base import Settings, dns_label
+from llmops.settings.cost import CostAlarmSettings
 from llmops.settings.gateway import GatewaySettings, check_gateway
 from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
 from llmops.settings.serving import (
@@ -60,6 +61,8 @@ class StackSettings(Settings):
     observability: ObservabilitySettings = ObservabilitySettings()
     vector_db: VectorDbSettings = VectorDbSettings()
     gateway: GatewaySettings = GatewaySettings()
+    cost_alarms: CostAlarmSettings = CostAlarmSettings()
+    """Spend metrics from the gateway's logs, budgets, anomaly alarms and the Lambdas acting on them."""
     """The LiteLLM gateway: external providers, fallbacks, PII guardrails, spend logs, sizing."""
 
     @field_validator("allowed_regions")

@@ -88,8 +88,9 @@ def declare(cost: dict | None = None, guard: bool = True, cluster: bool = True):
                 gateway_url="http://litellm.gateway.svc.cluster.local:4000" if guard else None,
                 gateway_master_key_secret_arn=GATEWAY_SECRET if guard else None,
                 gateway_secret_key_arn=GATEWAY_KEY,
+                vpc_id="vpc-1",
+                vpc_cidr="10.0.0.0/16",
                 vpc_subnet_ids=["subnet-a", "subnet-b"],
-                vpc_security_group_ids=["sg-gateway-clients"],
             ),
         )
 
@@ -209,9 +210,14 @@ def test_roles_grant_only_what_each_handler_calls(full):
 def test_budget_guard_runs_in_the_vpc_and_follows_the_dry_run_setting(full):
     resources, _ = full
     fn = only(resources, "aws:lambda/function:Function", "cost-budget-guard")
-    assert fn["vpcConfig"] == {
-        "subnetIds": ["subnet-a", "subnet-b"],
-        "securityGroupIds": ["sg-gateway-clients"],
+    assert fn["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
+    (sg_id,) = fn["vpcConfig"]["securityGroupIds"]
+    sg = only(resources, "aws:ec2/securityGroup:SecurityGroup", "cost-budget-guard-sg")
+    assert sg_id.startswith("cost-budget-guard-sg")  # the mock's id of that group
+    # Out only to the VPC (the gateway's load balancer, the endpoints); nothing comes in.
+    assert sg["ingress"] == [] and {(r["fromPort"], tuple(r["cidrBlocks"])) for r in sg["egress"]} == {
+        (80, ("10.0.0.0/16",)),
+        (443, ("10.0.0.0/16",)),
     }
     env = fn["environment"]["variables"]
     assert env["DRY_RUN"] == "false" and env["GATEWAY_SECRET_ID"] == GATEWAY_SECRET
