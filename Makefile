@@ -31,8 +31,10 @@ test: venv  ## the whole test suite, with lint
 lint: $(BIN)/llmops
 	$(BIN)/ruff check .
 
-bench: $(BIN)/llmops
+bench: $(BIN)/llmops  ## benchmarks: offline plan time, spend aggregator vs DuckDB
+	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/aggregator.py --records 0.2
 
 docs: $(BIN)/llmops  ## regenerate the README's settings table from the models
 	$(BIN)/python -m llmops.settings.reference --write README.md
