@@ -45,7 +45,9 @@ class AliasMoves:
         if alias in self.protected_aliases():
             hint = f"record one with `llmops prompts eval-record {name} {version} --score S --threshold T`"
             if evaluation is None:
-                raise PromptConflict(f"{name}@{alias} is protected: version {version} has no recorded eval; {hint}")
+                raise PromptConflict(
+                    f"{name}@{alias} is protected: version {version} has no recorded eval; {hint}"
+                )
             if not evaluation["passed"]:
                 raise PromptConflict(
                     f"{name}@{alias} is protected: the latest eval of version {version} failed "
@@ -65,7 +67,9 @@ class AliasMoves:
             raise PromptNotFound(f"prompt {name} has no alias {alias}")
         previous = current.data.get("previous_version")
         if previous is None:
-            raise PromptNotFound(f"{name}@{alias} has never moved, so there is no earlier version to roll back to")
+            raise PromptNotFound(
+                f"{name}@{alias} has never moved, so there is no earlier version to roll back to"
+            )
         target = self.get_version(name, previous)
         return self._move(name, alias, target, current, reason, "rollback", self.latest_eval(name, previous))
 
@@ -134,7 +138,9 @@ class AliasMoves:
                 problems += _chain_problems(alias, position, data, previous)
                 gate = data.get("eval") or {}
                 if alias in protected and data.get("action") == "promote" and not gate.get("passed"):
-                    problems.append(f"{alias}: move {position} to version {data.get('version')} has no passing eval")
+                    problems.append(
+                        f"{alias}: move {position} to version {data.get('version')} has no passing eval"
+                    )
                 moves.append(
                     {
                         "alias": alias,
@@ -160,7 +166,10 @@ class AliasMoves:
 def _chain_problems(alias: str, position: int, data: dict[str, Any], previous: Stored | None) -> list[str]:
     out = []
     if data.get("sequence") != position:
-        out.append(f"{alias}: move {position} carries sequence {data.get('sequence')}: a move is missing or rewritten")
+        out.append(
+            f"{alias}: move {position} carries sequence {data.get('sequence')}: "
+            "a move is missing or was rewritten"
+        )
     expected_sha = previous.sha256 if previous else None
     if data.get("previous_record_sha256") != expected_sha:
         out.append(f"{alias}: move {position} does not chain to the record before it (sha256 mismatch)")

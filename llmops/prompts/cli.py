@@ -78,8 +78,7 @@ def list_(args):
     """Every prompt with its latest version and aliases."""
     prompts = registry(args).list()
     lines = [
-        f"{p['name']:40} v{p['latest_version']:<5} "
-        + " ".join(f"{a}={v}" for a, v in p["aliases"].items())
+        f"{p['name']:40} v{p['latest_version']:<5} " + " ".join(f"{a}={v}" for a, v in p["aliases"].items())
         for p in prompts
     ]
     return {"prompts": prompts}, "\n".join(lines) or "no prompts"
@@ -110,15 +109,17 @@ def diff(args):
 def promote(args):
     """Move ALIAS to VERSION (conditional write). Protected aliases need a passing eval."""
     record = registry(args).promote(args.name, check_version(args.version), args.alias, args.reason)
+    ref = f"{args.name}@{args.alias}"
     if not record["moved"]:
-        return record, f"{args.name}@{args.alias} already points to version {record['version']}; nothing written"
-    return record, f"moved {args.name}@{args.alias}: {record['previous_version'] or '(new)'} -> {record['version']}"
+        return record, f"{ref} already points to version {record['version']}; nothing written"
+    return record, f"moved {ref}: {record['previous_version'] or '(new)'} -> {record['version']}"
 
 
 @_command
 def eval_record(args):
     """Record an eval result (and its report file) for VERSION of NAME."""
-    record = registry(args).record_eval(args.name, check_version(args.version), args.score, args.threshold, args.report)
+    version = check_version(args.version)
+    record = registry(args).record_eval(args.name, version, args.score, args.threshold, args.report)
     verdict = "passed" if record["passed"] else "failed"
     op = ">=" if record["passed"] else "<"
     return record, (
@@ -131,7 +132,8 @@ def eval_record(args):
 def rollback(args):
     """Move ALIAS back to the version it pointed to before its last move."""
     record = registry(args).rollback(args.name, args.alias, args.reason)
-    return record, f"rolled back {args.name}@{args.alias}: {record['previous_version']} -> {record['version']}"
+    ref = f"{args.name}@{args.alias}"
+    return record, f"rolled back {ref}: {record['previous_version']} -> {record['version']}"
 
 
 @_command
@@ -141,10 +143,12 @@ def audit(args):
     lines = []
     for m in data["moves"]:
         gate = m["eval"]
-        verdict = "no eval" if not gate else f"eval {gate['score']}/{gate['threshold']} {'pass' if gate['passed'] else 'FAIL'}"
+        verdict = "no eval"
+        if gate:
+            verdict = f"eval {gate['score']}/{gate['threshold']} {'pass' if gate['passed'] else 'FAIL'}"
         lines.append(
-            f"{m['moved_at']}  {m['alias']}  {m['action']:8} {m['from_version'] or '-'} -> {m['to_version']}  "
-            f"by {m['moved_by']}  ({verdict})  {m['reason']}"
+            f"{m['moved_at']}  {m['alias']}  {m['action']:8} {m['from_version'] or '-'} -> "
+            f"{m['to_version']}  by {m['moved_by']}  ({verdict})  {m['reason']}"
         )
     lines += [f"PROBLEM: {p}" for p in data["problems"]]
     lines.append("history chain intact" if data["intact"] else "history chain BROKEN: see the problems above")

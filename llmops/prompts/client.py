@@ -29,6 +29,7 @@ from llmops.prompts.layout import alias_key, check_alias, check_name, version_ke
 from llmops.prompts.s3 import Bucket, PromptNotFound, StoreUnavailable
 
 log = logging.getLogger(__name__)
+CACHE_DIR_ENV = "LLMOPS_PROMPT_CACHE_DIR"
 
 
 class PromptUnavailable(LlmopsError):
@@ -86,7 +87,7 @@ class PromptClient:
             s3 = make_clients(connect_timeout=2, read_timeout=5, max_attempts=2)[0]
         self._bucket = Bucket(bucket, s3)
         self.ttl_seconds = ttl_seconds
-        default_dir = os.environ.get("LLMOPS_PROMPT_CACHE_DIR") or Path.home() / ".cache" / "llmops" / "prompts"
+        default_dir = os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "llmops" / "prompts"
         self.cache_dir = Path(cache_dir or default_dir) / bucket
         self.fail_closed = fail_closed
         self._clock = clock
@@ -144,10 +145,13 @@ class PromptClient:
         else:
             record = self._load(name, alias)
             if record is None:
-                raise PromptUnavailable(f"{name}@{alias}: {err}; and no last-known-good copy in {self.cache_dir}")
+                raise PromptUnavailable(
+                    f"{name}@{alias}: {err}; and no last-known-good copy in {self.cache_dir}"
+                )
             served = self._served(record, alias, "disk", stale=True)
-        log.warning("serving last-known-good %s@%s version %s (%s): %s", name, alias, served.version,
-                    served.source, err)
+        log.warning(
+            "serving last-known-good %s@%s v%s (%s): %s", name, alias, served.version, served.source, err
+        )
         # Serve the copy for another TTL before asking S3 again, so an outage does not add an
         # S3 timeout to every request.
         with self._lock:

@@ -46,7 +46,7 @@ class Variable(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not VARIABLE.match(value):
-            raise ValueError(f"{value!r} is not a variable name (letters, digits, '_'; not starting with a digit)")
+            raise ValueError(f"{value!r} is not a variable name (letters, digits, '_'; no leading digit)")
         return value
 
 

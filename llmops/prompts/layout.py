@@ -38,13 +38,13 @@ def alias_key(name: str, alias: str) -> str:
 
 def check_name(name: str) -> str:
     if not NAME.match(name):
-        raise LlmopsError(f"prompt name {name!r} must be lower-case letters, digits and '-', at most 64 characters")
+        raise LlmopsError(f"prompt name {name!r}: use lower-case letters, digits and '-' (at most 64)")
     return name
 
 
 def check_alias(alias: str) -> str:
     if not ALIAS.match(alias):
-        raise LlmopsError(f"alias {alias!r} must be lower-case letters, digits and '-', starting with a letter")
+        raise LlmopsError(f"alias {alias!r}: use lower-case letters, digits and '-', starting with a letter")
     return alias
 
 

@@ -66,7 +66,8 @@ class PromptRegistry(AliasMoves):
     def version_numbers(self, name: str) -> list[int]:
         prefix = f"{ROOT}{check_name(name)}/versions/"
         keys = self.bucket.keys(prefix)
-        return sorted(int(k[len(prefix) : -5]) for k in keys if re.fullmatch(r"\d{6}\.json", k[len(prefix) :]))
+        names = [k[len(prefix) :] for k in keys]
+        return sorted(int(n[:-5]) for n in names if re.fullmatch(r"\d{6}\.json", n))
 
     def get_version(self, name: str, version: int) -> dict[str, Any]:
         stored = self.bucket.get(version_key(name, version))
@@ -78,7 +79,8 @@ class PromptRegistry(AliasMoves):
         if content_hash(record.get("prompt", {})) != record.get("content_hash"):
             raise LlmopsError(
                 f"{name}:{version}: content does not match its recorded hash; the object was altered "
-                f"outside the registry (inspect s3://{self.bucket.name}/{version_key(name, version)} versions)"
+                f"outside the registry (inspect the versions of s3://{self.bucket.name}/"
+                f"{version_key(name, version)})"
             )
         return record
 

@@ -88,11 +88,12 @@ class Bucket:
         if isinstance(err, ClientError):
             code = err.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
-                return PromptNotFound(f"bucket {self.name} does not exist (check --bucket / LLMOPS_PROMPT_BUCKET)")
+                return PromptNotFound(f"no bucket {self.name} (check --bucket or LLMOPS_PROMPT_BUCKET)")
+            where = f"s3://{self.name}/{key}"
             if code in ("AccessDenied", "403", "InvalidAccessKeyId", "ExpiredToken", "SignatureDoesNotMatch"):
-                return StoreUnavailable(f"s3://{self.name}/{key}: access denied ({code}); check your AWS credentials")
-            return StoreUnavailable(f"s3://{self.name}/{key}: {code}: {err.response['Error'].get('Message', '')}")
-        return StoreUnavailable(f"s3://{self.name}: cannot reach S3 ({err}); check AWS_ENDPOINT_URL and the network")
+                return StoreUnavailable(f"{where}: access denied ({code}); check your AWS credentials")
+            return StoreUnavailable(f"{where}: {code}: {err.response['Error'].get('Message', '')}")
+        return StoreUnavailable(f"s3://{self.name}: cannot reach S3 ({err}); check AWS_ENDPOINT_URL")
 
     def get(self, key: str, version_id: str | None = None) -> Stored | None:
         """The object as JSON, or None if the key (or that version of it) does not exist."""
@@ -153,8 +154,8 @@ class Bucket:
     def folders(self, prefix: str) -> list[str]:
         out: list[str] = []
         try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, Delimiter="/")
-            for page in pages:
+            pager = self.s3.get_paginator("list_objects_v2")
+            for page in pager.paginate(Bucket=self.name, Prefix=prefix, Delimiter="/"):
                 out += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
         except (ClientError, BotoCoreError) as err:
             raise self._fail(err, prefix) from None
@@ -165,7 +166,8 @@ class Bucket:
         versions: list[dict] = []
         markers: list[dict] = []
         try:
-            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=prefix):
+            pager = self.s3.get_paginator("list_object_versions")
+            for page in pager.paginate(Bucket=self.name, Prefix=prefix):
                 versions += page.get("Versions", [])
                 markers += page.get("DeleteMarkers", [])
         except (ClientError, BotoCoreError) as err:
