@@ -7,11 +7,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import RaceGate, make_prompt, write_prompt_file
 
 import llmops.cli
 import llmops.prompts.cli as prompts_cli
 from llmops.prompts.s3 import make_clients
+from prompt_registry.helpers import RaceGate, make_prompt, write_prompt_file
 
 NAME = "retail-banking-support"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "prompts" / f"{NAME}.yaml"

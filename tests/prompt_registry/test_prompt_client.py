@@ -7,9 +7,9 @@ import socket
 import boto3
 import pytest
 from botocore.config import Config
-from conftest import make_prompt
 
 from llmops.prompts import PromptClient, PromptNotFound, PromptRenderError, PromptUnavailable
+from prompt_registry.helpers import make_prompt
 
 
 class Clock:

@@ -7,11 +7,11 @@ import threading
 
 import boto3
 import pytest
-from conftest import RaceGate, make_prompt
 
 from llmops.errors import EXIT_CONFLICT, EXIT_NOT_FOUND
 from llmops.prompts import PromptConflict, PromptNotFound, PromptRegistry
 from llmops.prompts.layout import alias_key, version_key
+from prompt_registry.helpers import RaceGate, make_prompt
 
 
 def pass_eval(registry, name, version):
