@@ -1,0 +1,236 @@
+"""The prompt_store component under Pulumi's mocks: security invariants of what it declares."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.context import AwsContext
+from components.prompt_store import PromptStore, PromptStoreArgs
+from llmops.settings import StackSettings
+
+ACCOUNT = "111122223333"
+OIDC = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+SUBJECT = "repo:acme/prompts:ref:refs/heads/main"
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Records every resource; returns the few computed outputs the component reads."""
+
+    def __init__(self):
+        self.resources: dict[str, dict] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        rid = f"{args.name}-id"
+        if args.typ == "aws:s3/bucket:Bucket":
+            rid = args.inputs["bucket"]
+            outputs["arn"] = f"arn:aws:s3:::{rid}"
+        elif args.typ == "aws:kms/key:Key":
+            rid = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6"
+            outputs.update(arn=f"arn:aws:kms:me-central-1:{ACCOUNT}:key/{rid}", keyId=rid)
+        elif args.typ == "aws:iam/role:Role":
+            rid = args.inputs["name"]
+            outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{rid}"
+        self.resources[args.name] = {"type": args.typ, "inputs": args.inputs}
+        return rid, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        raise AssertionError(f"the component must not invoke {args.token}")
+
+
+def declare(
+    classification: str = "regulated", stack: dict | None = None, **prompt_store
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Run the component alone under mocks: (resources by name, {parent, protect} by name)."""
+    settings = StackSettings.model_validate(
+        {
+            "environment": "prod",
+            "dataClassification": classification,
+            "region": "me-central-1",
+            "promptStore": prompt_store,
+            **(stack or {}),
+        }
+    )
+    recorder, parents = Recorder(), {}
+
+    def record_parent(args: pulumi.ResourceTransformationArgs):
+        parent = args.opts.parent if args.opts else None
+        parents[args.name] = {
+            "parent": parent.pulumi_resource_name if parent else None,
+            "protect": bool(args.opts and args.opts.protect),
+        }
+
+    def program():
+        pulumi.runtime.register_stack_transformation(record_parent)
+        provider = aws.Provider("aws", region=settings.region)
+        identity = aws.GetCallerIdentityResult(
+            account_id=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:role/deploy", id=ACCOUNT, user_id="AROAEXAMPLE"
+        )
+        ctx = AwsContext(settings, provider, identity, "aws", "amazonaws.com")
+        PromptStore(
+            "store", PromptStoreArgs(ctx, OIDC, settings.prompt_store.writer_github_subjects or [SUBJECT])
+        )
+
+    pulumi_mocks.set_mocks(recorder, project="llmops", stack="test", preview=False)
+    _sync_await(run_pulumi_func(program))
+    return recorder.resources, parents
+
+
+@pytest.fixture(scope="module")
+def regulated():
+    return declare("regulated")
+
+
+@pytest.fixture(scope="module")
+def internal():
+    return declare("internal", noncurrentVersionExpirationDays=90, protectedAliases=["production", "staging"])
+
+
+def of_type(resources, type_):
+    return {name: r["inputs"] for name, r in resources.items() if r["type"] == type_}
+
+
+def test_every_child_is_parented_to_the_component(regulated):
+    resources, parents = regulated
+    children = [n for n, r in resources.items() if not r["type"].startswith(("llmops:", "pulumi:providers"))]
+    orphans = [n for n in children if parents[n]["parent"] != "store"]
+    assert not orphans, f"not children of the component: {orphans}"
+    assert all(n.startswith("store-") for n in children)
+
+
+def test_prompt_bucket_is_versioned_kms_encrypted_and_private(regulated):
+    resources, _ = regulated
+    bucket = resources["store-bucket"]["inputs"]
+    assert bucket["bucket"] == f"llmops-prod-prompts-{ACCOUNT}-me-central-1"
+    assert bucket["forceDestroy"] is False
+    assert resources["store-versioning"]["inputs"]["versioningConfiguration"] == {"status": "Enabled"}
+    rule = resources["store-encryption"]["inputs"]["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    assert rule["bucketKeyEnabled"] is True
+    assert resources["store-key"]["inputs"]["enableKeyRotation"] is True
+    block = resources["store-public-access"]["inputs"]
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    assert all(block[f] is True for f in flags), block
+    assert resources["store-ownership"]["inputs"]["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+
+
+def test_both_buckets_refuse_plain_http_and_old_tls(regulated):
+    resources, _ = regulated
+    for name in ("store-policy", "store-logs-policy"):
+        statements = json.loads(resources[name]["inputs"]["policy"])["Statement"]
+        denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
+        assert denies["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, (
+            name
+        )
+        assert denies["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}, name
+        assert all(s["Principal"] == "*" for s in denies.values())
+
+
+def test_access_logs_go_to_a_private_log_bucket_the_logging_service_may_write(regulated):
+    resources, _ = regulated
+    logging = resources["store-access-logging"]["inputs"]
+    assert logging["targetBucket"] == resources["store-logs"]["inputs"]["bucket"]
+    statements = json.loads(resources["store-logs-policy"]["inputs"]["policy"])["Statement"]
+    delivery = next(s for s in statements if s["Effect"] == "Allow")
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert resources["store-logs-public-access"]["inputs"]["restrictPublicBuckets"] is True
+    sse = resources["store-logs-encryption"]["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert sse["sseAlgorithm"] == "AES256"  # access-log delivery does not support SSE-KMS targets
+
+
+def test_regulated_stack_locks_objects_and_keeps_every_version(regulated):
+    resources, _ = regulated
+    assert resources["store-bucket"]["inputs"]["objectLockEnabled"] is True
+    lock = resources["store-object-lock"]["inputs"]
+    assert lock["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": 365}
+    rules = resources["store-lifecycle"]["inputs"]["rules"]
+    assert not any("noncurrentVersionExpiration" in r or "expiration" in r for r in rules), rules
+
+
+def test_other_stacks_skip_object_lock_and_may_expire_old_versions(internal):
+    resources, _ = internal
+    assert "store-object-lock" not in resources
+    assert not resources["store-bucket"]["inputs"].get("objectLockEnabled")
+    rules = {r["id"]: r for r in resources["store-lifecycle"]["inputs"]["rules"]}
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+
+
+def test_registry_config_carries_the_protected_aliases(regulated, internal):
+    for (resources, _), expected in ((regulated, ["production"]), (internal, ["production", "staging"])):
+        config = resources["store-registry-config"]["inputs"]
+        assert config["key"] == "_registry/config.json"
+        assert json.loads(config["content"]) == {"protected_aliases": expected}
+
+
+def test_writer_is_assumable_only_by_the_named_github_workflows(regulated):
+    resources, _ = regulated
+    trust = json.loads(resources["store-writer"]["inputs"]["assumeRolePolicy"])["Statement"]
+    assert trust == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": OIDC},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                "StringLike": {"token.actions.githubusercontent.com:sub": [SUBJECT]},
+            },
+        }
+    ]
+
+
+def test_reader_is_a_pod_identity_role(regulated):
+    resources, _ = regulated
+    trust = json.loads(resources["store-reader"]["inputs"]["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+
+
+def test_grants_give_what_the_registry_needs_and_nothing_more(regulated):
+    resources, _ = regulated
+    bucket_arn = f"arn:aws:s3:::llmops-prod-prompts-{ACCOUNT}-me-central-1"
+
+    def actions(name):
+        statements = json.loads(resources[name]["inputs"]["policy"])["Statement"]
+        return {a: s["Resource"] for s in statements for a in s["Action"]}
+
+    read = actions("store-read-store-reader")
+    write = actions("store-write-store-writer")
+    assert set(read) == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
+    assert read["s3:GetObject"] == [f"{bucket_arn}/prompts/*", f"{bucket_arn}/_registry/config.json"]
+    assert read["kms:Decrypt"].startswith("arn:aws:kms:")
+    assert {"s3:PutObject", "s3:ListBucketVersions", "s3:GetObjectVersion", "kms:GenerateDataKey"} <= set(
+        write
+    )
+    assert write["s3:PutObject"] == f"{bucket_arn}/prompts/*", "CI must not rewrite the registry config"
+    forbidden = {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:*"}
+    assert not forbidden & set(write)
+
+
+def test_stateful_resources_are_protected(regulated):
+    _, options = regulated
+    protected = sorted(n for n, o in options.items() if o["protect"])
+    assert protected == ["store-bucket", "store-key", "store-logs"]
+
+
+def test_deletion_protection_off_unprotects_them():
+    _, options = declare("internal", stack={"deletionProtection": False})
+    assert not any(o["protect"] for o in options.values())
+
+
+def test_fails_when_no_github_subject_may_assume_the_writer():
+    settings = StackSettings.model_validate(
+        {"environment": "dev", "dataClassification": "internal", "region": "eu-west-1"}
+    )
+    ctx = AwsContext(settings, None, aws.GetCallerIdentityResult(account_id=ACCOUNT), "aws", "amazonaws.com")
+    pulumi_mocks.set_mocks(Recorder(), project="llmops", stack="test", preview=False)
+    with pytest.raises(ValueError, match="needs at least one GitHub subject"):
+        PromptStore("store", PromptStoreArgs(ctx, OIDC, []))
