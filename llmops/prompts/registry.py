@@ -35,6 +35,7 @@ REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>[^@:]+))?
 # A push that keeps losing the race for the next number gives up after this many tries
 # (each loss means someone else created a version, so this only trips under a push storm).
 MAX_PUSH_ATTEMPTS = 20
+EVAL_RECORD = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.json")
 
 
 class PromptRegistry(AliasMoves):
@@ -234,7 +235,8 @@ class PromptRegistry(AliasMoves):
 
     def latest_eval(self, name: str, version: int) -> dict[str, Any] | None:
         prefix = f"{ROOT}{name}/evals/{version:06d}/"
-        records = [k for k in self.bucket.keys(prefix) if k.endswith(".json")]
+        # Only the records themselves (a report file may also end in .json).
+        records = [k for k in self.bucket.keys(prefix) if EVAL_RECORD.fullmatch(k[len(prefix) :])]
         if not records:
             return None
         stored = self.bucket.get(max(records))  # ids start with a UTC timestamp

@@ -133,6 +133,8 @@ def test_eval_report_is_stored_with_its_digest(registry, tmp_path):
     body = s3.get_object(Bucket=registry.bucket.name, Key=record["report"]["key"])["Body"].read()
     assert body == report.read_bytes()
     assert record["report"]["key"].endswith(".report.json") and len(record["report"]["sha256"]) == 64
+    assert registry.latest_eval("support-bot", 1) == record, "the report file is not an eval record"
+    assert registry.promote("support-bot", 1, "production", "evaluated")["eval"]["id"] == record["id"]
 
 
 def test_rollback_returns_to_the_previous_version(registry):
