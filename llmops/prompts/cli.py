@@ -1,4 +1,4 @@
-"""`llmops prompts ...`: push, inspect, promote and roll back prompts in the S3 registry.
+"""Push, inspect, promote and roll back prompts in the S3 prompt registry (`llmops prompts`).
 
 Every subcommand takes `--bucket` (default $LLMOPS_PROMPT_BUCKET) and `--json` (one JSON
 document on stdout, also for errors). boto3's standard settings apply: credentials chain,
