@@ -6,7 +6,8 @@
 #
 #   scenarios/prompts_cli.sh            # PYTHON defaults to .venv/bin/python, else python3
 #
-# Needs moto[server] (requirements-test.txt). Binds 127.0.0.1 only; stops the server on exit.
+# Needs moto[server] (requirements-test.txt), nothing else. Binds 127.0.0.1 only; stops the
+# server on exit. Takes about a minute (each CLI call is a new Python process).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
@@ -24,10 +25,17 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_ACCESS_KEY_ID=scenario AWS_
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 LLMOPS_PROMPT_BUCKET=llmops-scenario-prompts
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-for _ in $(seq 1 100); do
-  curl -fs "$AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+"$PYTHON" - <<'EOF' || { echo "the moto server did not start: $(cat "$WORK/moto.log")"; exit 1; }
+import os, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit(1)
+EOF
 "$PYTHON" - <<'EOF' || { echo "cannot create the bucket on the moto server"; exit 1; }
 import boto3, os
 s3 = boto3.client("s3")

@@ -123,7 +123,11 @@ class AliasMoves:
         by_alias: dict[str, list[tuple[Stored, dict]]] = {}
         for meta in versions:
             alias = meta["Key"][len(prefix) : -len(".json")]
-            stored = self.bucket.get(meta["Key"], meta["VersionId"])
+            try:
+                stored = self.bucket.get(meta["Key"], meta["VersionId"])
+            except LlmopsError as err:  # garbage written around the registry is a finding, not a crash
+                problems.append(f"{alias}: object version {meta['VersionId']}: {err}")
+                continue
             if stored is None:
                 problems.append(f"{alias}: object version {meta['VersionId']} is listed but cannot be read")
                 continue

@@ -113,13 +113,13 @@ class PromptClient:
         pointer = self._bucket.get(alias_key(name, alias))
         if pointer is None:
             raise PromptNotFound(f"prompt {name} has no alias {alias} in s3://{self._bucket.name}")
-        version = pointer.data["version"]
+        version = pointer.require("version")["version"]
         if cached and cached.version == version:  # alias unchanged: one small GET per TTL
             return replace(cached, source="s3", stale=False, fetched_at=self._clock())
         stored = self._bucket.get(version_key(name, version))
         if stored is None:
             raise PromptNotFound(f"{name}@{alias} points to version {version}, which does not exist")
-        record = stored.data
+        record = stored.require("name", "version", "content_hash", "prompt")
         return self._served(record, alias, "s3", stale=False)
 
     def _served(self, record: dict[str, Any], alias: str, source: str, stale: bool) -> ServedPrompt:

@@ -76,8 +76,10 @@ class PromptRegistry(AliasMoves):
             known = self.version_numbers(name)
             hint = f"it has versions 1..{known[-1]}" if known else "no such prompt"
             raise PromptNotFound(f"prompt {name} has no version {version} ({hint})")
-        record = stored.data
-        if content_hash(record.get("prompt", {})) != record.get("content_hash"):
+        record = stored.require(
+            "name", "version", "content_hash", "prompt", "message", "author", "created_at"
+        )
+        if content_hash(record["prompt"]) != record["content_hash"]:
             raise LlmopsError(
                 f"{name}:{version}: content does not match its recorded hash; the object was altered "
                 f"outside the registry (inspect the versions of s3://{self.bucket.name}/"
@@ -116,7 +118,10 @@ class PromptRegistry(AliasMoves):
     # -- references -------------------------------------------------------------------------
 
     def alias_record(self, name: str, alias: str) -> Stored | None:
-        return self.bucket.get(alias_key(check_name(name), check_alias(alias)))
+        stored = self.bucket.get(alias_key(check_name(name), check_alias(alias)))
+        if stored is not None:
+            stored.require("version")
+        return stored
 
     def aliases(self, name: str) -> dict[str, int]:
         prefix = f"{ROOT}{name}/aliases/"
@@ -124,7 +129,7 @@ class PromptRegistry(AliasMoves):
         for key in self.bucket.keys(prefix):
             stored = self.bucket.get(key)
             if stored is not None:
-                out[key[len(prefix) : -5]] = stored.data["version"]
+                out[key[len(prefix) : -5]] = stored.require("version")["version"]
         return dict(sorted(out.items()))
 
     def resolve(self, name: str, spec: str | int | None) -> tuple[int, str | None]:
@@ -240,4 +245,6 @@ class PromptRegistry(AliasMoves):
         if not records:
             return None
         stored = self.bucket.get(max(records))  # ids start with a UTC timestamp
-        return stored.data if stored else None
+        return (
+            stored.require("passed", "score", "threshold", "recorded_at", "recorded_by") if stored else None
+        )

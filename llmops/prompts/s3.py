@@ -54,10 +54,21 @@ class Stored:
     etag: str
     raw: bytes
     version_id: str | None = None
+    where: str = ""
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
+
+    def require(self, *fields: str) -> dict[str, Any]:
+        """The record, if it has the fields the registry writes (it may have been written around it)."""
+        missing = [f for f in fields if f not in self.data]
+        if missing:
+            raise LlmopsError(
+                f"{self.where} is not a registry record (missing {', '.join(missing)}); "
+                "it was written outside `llmops prompts`: inspect its object versions"
+            )
+        return self.data
 
 
 def make_clients(
@@ -112,8 +123,10 @@ class Bucket:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise LlmopsError(f"s3://{self.name}/{key} is not a registry record (not JSON)") from None
-        return Stored(data, resp["ETag"], raw, resp.get("VersionId"))
+            data = None
+        if not isinstance(data, dict):
+            raise LlmopsError(f"s3://{self.name}/{key} is not a registry record (not a JSON object)")
+        return Stored(data, resp["ETag"], raw, resp.get("VersionId"), f"s3://{self.name}/{key}")
 
     def put(
         self,

@@ -8,7 +8,7 @@ import threading
 import boto3
 import pytest
 
-from llmops.errors import EXIT_CONFLICT, EXIT_NOT_FOUND
+from llmops.errors import EXIT_CONFLICT, EXIT_NOT_FOUND, LlmopsError
 from llmops.prompts import PromptConflict, PromptNotFound, PromptRegistry
 from llmops.prompts.layout import alias_key, version_key
 from prompt_registry.helpers import RaceGate, make_prompt
@@ -245,3 +245,20 @@ def test_references_resolve_by_alias_version_and_latest(registry):
     diff = registry.diff("support-bot", "canary", "2")["diff"]
     assert "-  content: Hello {{ customer }}, how can I help?" in diff
     assert "+  content: v2 {{ customer }}" in diff
+
+
+def test_records_written_around_the_registry_are_reported_not_crashed_on(registry):
+    registry.push(make_prompt())
+    s3 = registry.bucket.s3
+    s3.put_object(
+        Bucket=registry.bucket.name, Key=alias_key("support-bot", "canary"), Body=b'{"note": "hand-made"}'
+    )
+    with pytest.raises(
+        LlmopsError, match=r"aliases/canary.json is not a registry record \(missing version\)"
+    ):
+        registry.get("support-bot@canary")
+    s3.put_object(Bucket=registry.bucket.name, Key=alias_key("support-bot", "beta"), Body=b"not json")
+    with pytest.raises(LlmopsError, match="not a JSON object"):
+        registry.get("support-bot@beta")
+    problems = registry.audit("support-bot")["problems"]
+    assert any(p.startswith("beta: object version") and "not a JSON object" in p for p in problems)
