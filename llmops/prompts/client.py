@@ -148,7 +148,12 @@ class PromptClient:
                 raise PromptUnavailable(
                     f"{name}@{alias}: {err}; and no last-known-good copy in {self.cache_dir}"
                 )
-            served = self._served(record, alias, "disk", stale=True)
+            try:
+                served = self._served(record, alias, "disk", stale=True)
+            except (KeyError, TypeError, ValueError):  # ValueError covers pydantic's ValidationError
+                raise PromptUnavailable(
+                    f"{name}@{alias}: {err}; and the last-known-good copy in {self.cache_dir} is unreadable"
+                ) from None
         log.warning(
             "serving last-known-good %s@%s v%s (%s): %s", name, alias, served.version, served.source, err
         )

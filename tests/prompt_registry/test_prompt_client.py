@@ -124,3 +124,12 @@ def test_a_missing_alias_is_an_answer_not_an_outage(published, tmp_path):
     client = PromptClient(published.bucket.name, s3=boto3.client("s3"), cache_dir=tmp_path)
     with pytest.raises(PromptNotFound, match="no alias production"):
         client.get("support-bot")
+
+
+def test_an_unreadable_disk_copy_is_refused(published, tmp_path):
+    warm(published, tmp_path)
+    (tmp_path / published.bucket.name / "support-bot@canary.json").write_text('{"name": "support-bot"}')
+    with pytest.raises(PromptUnavailable, match="unreadable"):
+        PromptClient(published.bucket.name, s3=unreachable_s3(), cache_dir=tmp_path).get(
+            "support-bot", "canary"
+        )
