@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from llmops.errors import EXIT_USAGE, LlmopsError
 from llmops.prompts import PromptRenderError, load_prompt_file, parse_prompt
@@ -99,3 +100,10 @@ def test_yaml_rendering_keeps_multiline_templates_readable():
     prompt = load_prompt_file(next(p for p in EXAMPLES if "banking" in p.name))
     text = to_yaml(prompt)
     assert "content: |" in text and "\\n" not in text
+
+
+def test_the_example_in_the_docs_is_valid():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "prompts.md").read_text()
+    block = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    prompt = parse_prompt(yaml.safe_load(block), "docs/prompts.md")
+    assert [v.name for v in prompt.variables] == ["customer_first_name", "question"]
