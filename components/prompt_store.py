@@ -29,7 +29,8 @@ class PromptStoreArgs:
     """The account's GitHub Actions OIDC provider; the prompt-writer role trusts it."""
     github_subjects: Sequence[str]
     """Workflow subjects (`repo:OWNER/NAME:ref:refs/heads/main`, ...) that may assume
-    prompt-writer: promptStore.writerGithubSubjects, or the Platform's CI deploy subjects."""
+    prompt-writer (promptStore.writerGithubSubjects). None: no prompt-writer role is created,
+    rather than one that some other repository's workflows could assume."""
 
 
 def github_trust(provider_arn: pulumi.Input[str], subjects: Sequence[str]) -> pulumi.Output[str]:
@@ -75,19 +76,14 @@ class PromptStore(pulumi.ComponentResource):
     bucket_arn: pulumi.Output[str]
     key_arn: pulumi.Output[str]
     log_bucket_name: pulumi.Output[str]
-    writer_role_arn: pulumi.Output[str]
+    writer_role_arn: pulumi.Output[str] | None
     reader_role_arn: pulumi.Output[str]
-    writer_role: aws.iam.Role
+    writer_role: aws.iam.Role | None
     reader_role: aws.iam.Role
 
     def __init__(self, name: str, args: PromptStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:prompts:PromptStore", name, None, opts)
         ctx, cfg = args.context, args.context.settings.prompt_store
-        if not args.github_subjects:
-            raise ValueError(
-                "prompt_store: the prompt-writer role needs at least one GitHub subject "
-                "(set promptStore.writerGithubSubjects, e.g. repo:OWNER/NAME:ref:refs/heads/main)"
-            )
         self._base, self._protect = name, ctx.protect
         child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions(parent=self, protect=ctx.protect)
@@ -197,14 +193,23 @@ class PromptStore(pulumi.ComponentResource):
         self.bucket_name, self.bucket_arn, self.key_arn = bucket.bucket, bucket.arn, key.arn
         self.log_bucket_name = logs.bucket
 
-        self.writer_role = aws.iam.Role(
-            f"{name}-writer",
-            name=f"{prefix}-prompt-writer",
-            description="CI pushes, evaluates and promotes prompts (llmops prompts ...)",
-            assume_role_policy=github_trust(args.github_oidc_provider_arn, args.github_subjects),
-            max_session_duration=3600,
-            opts=child,
-        )
+        self.writer_role = self.writer_role_arn = None
+        if args.github_subjects:
+            self.writer_role = aws.iam.Role(
+                f"{name}-writer",
+                name=f"{prefix}-prompt-writer",
+                description="CI pushes, evaluates and promotes prompts (llmops prompts ...)",
+                assume_role_policy=github_trust(args.github_oidc_provider_arn, args.github_subjects),
+                max_session_duration=3600,
+                opts=child,
+            )
+            self.grant_write(self.writer_role)
+            self.writer_role_arn = self.writer_role.arn
+        else:
+            pulumi.log.warn(
+                "no prompt-writer role: set llmops:promptStore.writerGithubSubjects to let CI push prompts",
+                resource=self,
+            )
         self.reader_role = aws.iam.Role(
             f"{name}-reader",
             name=f"{prefix}-prompt-reader",
@@ -212,9 +217,8 @@ class PromptStore(pulumi.ComponentResource):
             assume_role_policy=iam.pod_identity_trust(ctx.account_id),
             opts=child,
         )
-        self.grant_write(self.writer_role)
         self.grant_read(self.reader_role)
-        self.writer_role_arn, self.reader_role_arn = self.writer_role.arn, self.reader_role.arn
+        self.reader_role_arn = self.reader_role.arn
 
         self.register_outputs(
             {

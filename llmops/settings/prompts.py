@@ -29,9 +29,9 @@ class PromptStoreSettings(Settings):
     access_log_retention_days: int = Field(365, ge=1)
     """How long S3 server access logs of the prompt bucket are kept in the log bucket."""
     writer_github_subjects: list[str] = Field(default_factory=list)
-    """GitHub OIDC subjects allowed to assume the prompt-writer role, e.g.
+    """GitHub OIDC subjects allowed to assume the prompt-writer role (CI), e.g.
     `repo:acme/prompts:ref:refs/heads/main` or `repo:acme/prompts:environment:prod`.
-    Empty: the Platform passes the subjects of its CI deploy role."""
+    Empty: no prompt-writer role is created, so CI cannot push prompts."""
 
     @field_validator("protected_aliases")
     @classmethod

@@ -74,9 +74,7 @@ def declare(
             account_id=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:role/deploy", id=ACCOUNT, user_id="AROAEXAMPLE"
         )
         ctx = AwsContext(settings, provider, identity, "aws", "amazonaws.com")
-        PromptStore(
-            "store", PromptStoreArgs(ctx, OIDC, settings.prompt_store.writer_github_subjects or [SUBJECT])
-        )
+        PromptStore("store", PromptStoreArgs(ctx, OIDC, settings.prompt_store.writer_github_subjects))
 
     pulumi_mocks.set_mocks(recorder, project="llmops", stack="test", preview=False)
     _sync_await(run_pulumi_func(program))
@@ -85,12 +83,22 @@ def declare(
 
 @pytest.fixture(scope="module")
 def regulated():
-    return declare("regulated")
+    return declare("regulated", writerGithubSubjects=[SUBJECT])
 
 
 @pytest.fixture(scope="module")
 def internal():
-    return declare("internal", noncurrentVersionExpirationDays=90, protectedAliases=["production", "staging"])
+    return declare(
+        "internal",
+        noncurrentVersionExpirationDays=90,
+        protectedAliases=["production", "staging"],
+        writerGithubSubjects=[SUBJECT],
+    )
+
+
+@pytest.fixture(scope="module")
+def no_subjects():
+    return declare("internal")
 
 
 def of_type(resources, type_):
@@ -226,11 +234,8 @@ def test_deletion_protection_off_unprotects_them():
     assert not any(o["protect"] for o in options.values())
 
 
-def test_fails_when_no_github_subject_may_assume_the_writer():
-    settings = StackSettings.model_validate(
-        {"environment": "dev", "dataClassification": "internal", "region": "eu-west-1"}
-    )
-    ctx = AwsContext(settings, None, aws.GetCallerIdentityResult(account_id=ACCOUNT), "aws", "amazonaws.com")
-    pulumi_mocks.set_mocks(Recorder(), project="llmops", stack="test", preview=False)
-    with pytest.raises(ValueError, match="needs at least one GitHub subject"):
-        PromptStore("store", PromptStoreArgs(ctx, OIDC, []))
+def test_no_github_subject_means_no_writer_role(no_subjects):
+    resources, _ = no_subjects
+    assert "store-writer" not in resources
+    assert not [n for n in resources if n.startswith("store-write-")]
+    assert "store-reader" in resources and "store-read-store-reader" in resources
