@@ -1,9 +1,9 @@
 """The prompt store: the S3 bucket behind `llmops prompts` and `PromptClient`, and its roles.
 
-Versioned, SSE-KMS with a customer key (bucket key on, so KMS is called per bucket and hour
-rather than per object), public access blocked, owner-enforced, TLS-only, access-logged, and
-in regulated stacks Object-Locked in governance mode with every old version kept: the
-registry's audit trail is the bucket's version history, so nothing here may shorten it.
+A private bucket (components/s3.py: versioned, SSE-KMS with its own customer key and S3 bucket
+keys, public access blocked, owner-enforced, TLS-only, logging to the platform's access-log
+bucket) that keeps every old version, Object-Locked in governance mode in regulated stacks:
+the registry's audit trail is the bucket's version history, so nothing here may shorten it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pulumi_aws as aws
 
 from components import iam
 from components.context import AwsContext
+from components.s3 import private_bucket
 from llmops.prompts.layout import CONFIG_KEY, ROOT
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -48,34 +49,10 @@ def github_trust(provider_arn: pulumi.Input[str], subjects: Sequence[str]) -> pu
     )
 
 
-def secure_transport_statements(bucket_arn: str) -> list[dict]:
-    """Deny plain HTTP and TLS older than 1.2 for everyone, on the bucket and its objects."""
-    resources = [bucket_arn, f"{bucket_arn}/*"]
-    return [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": resources,
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
-        {
-            "Sid": "DenyOutdatedTls",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": resources,
-            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-        },
-    ]
-
-
 class PromptStore(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     key_arn: pulumi.Output[str]
-    log_bucket_name: pulumi.Output[str]
     writer_role_arn: pulumi.Output[str] | None
     reader_role_arn: pulumi.Output[str]
     writer_role: aws.iam.Role | None
@@ -84,114 +61,43 @@ class PromptStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: PromptStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:prompts:PromptStore", name, None, opts)
         ctx, cfg = args.context, args.context.settings.prompt_store
-        self._base, self._protect = name, ctx.protect
+        self._base = name
         child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions(parent=self, protect=ctx.protect)
         prefix = ctx.settings.name_prefix
-        # Bucket names are global: account and region make them unique and predictable.
-        suffix = f"{ctx.account_id}-{ctx.region}"
 
         key = ctx.kms_key(f"{name}-key", f"{prefix} prompt store (S3 SSE-KMS)", parent=self)
         aws.kms.Alias(
             f"{name}-key-alias", name=f"alias/{prefix}-prompts", target_key_id=key.key_id, opts=child
         )
-
-        logs = self._log_bucket(
-            name, f"{prefix}-prompt-logs-{suffix}", ctx.account_id, cfg.access_log_retention_days
-        )
-
-        bucket = aws.s3.Bucket(
+        store = private_bucket(
             f"{name}-bucket",
-            bucket=f"{prefix}-prompts-{suffix}",
-            # Object Lock must be enabled when the bucket is created; changing it replaces the bucket.
-            object_lock_enabled=ctx.settings.regulated,
-            force_destroy=False,
-            opts=kept,
+            parent=self,
+            key=key,
+            protect=ctx.protect,
+            access_logs=ctx.access_logs,
+            bucket_prefix=f"{prefix}-prompts-",
+            # Replaced versions are the audit trail: kept unless a non-regulated stack opts out
+            # (the settings refuse the option in regulated stacks).
+            noncurrent_days=cfg.noncurrent_version_expiration_days,
+            object_lock_days=cfg.object_lock_retention_days if ctx.settings.regulated else None,
         )
-        public_block = self._private(name, bucket)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket.id,
-            policy=bucket.arn.apply(lambda arn: iam.document(*secure_transport_statements(arn))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
-        )
-        aws.s3.BucketLogging(
-            f"{name}-access-logging",
-            bucket=bucket.id,
-            target_bucket=logs.id,
-            target_prefix="prompt-bucket/",
-            target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
-            opts=child,
-        )
-        locked: list[pulumi.Resource] = [versioning, encryption]
-        if ctx.settings.regulated:
-            retention_days = cfg.object_lock_retention_days
-            locked.append(
-                aws.s3.BucketObjectLockConfiguration(
-                    f"{name}-object-lock",
-                    bucket=bucket.id,
-                    object_lock_enabled="Enabled",
-                    rule={"default_retention": {"mode": "GOVERNANCE", "days": retention_days}},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-                )
-            )
-        rules: list[dict] = [
-            {
-                "id": "abort-incomplete-uploads",
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-            }
-        ]
-        # Old versions are the audit trail: kept forever unless a non-regulated stack opts out
-        # (the settings refuse the option in regulated stacks).
-        if expire_days := cfg.noncurrent_version_expiration_days:
-            rules.append(
-                {
-                    "id": "expire-noncurrent-versions",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "noncurrent_version_expiration": {"noncurrent_days": expire_days},
-                }
-            )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=bucket.id,
-            rules=rules,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-        )
+        bucket = store.bucket
         # The registry's configuration lives in the bucket, outside the writer role's prefix,
-        # so CI cannot loosen the eval gate it is subject to.
+        # so CI cannot loosen the eval gate it is subject to. Encrypted explicitly: the bucket's
+        # default-encryption resource may not be in place yet when this object is first written.
         aws.s3.BucketObjectv2(
             f"{name}-registry-config",
             bucket=bucket.id,
             key=CONFIG_KEY,
             content=json.dumps({"protected_aliases": cfg.protected_aliases}, indent=2),
             content_type="application/json",
-            # Object Lock refuses uploads without a checksum.
-            checksum_algorithm="SHA256",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=locked),
+            server_side_encryption="aws:kms",
+            kms_key_id=key.arn,
+            bucket_key_enabled=True,
+            checksum_algorithm="SHA256",  # Object Lock refuses uploads without a checksum
+            opts=child,
         )
-
         self.bucket_name, self.bucket_arn, self.key_arn = bucket.bucket, bucket.arn, key.arn
-        self.log_bucket_name = logs.bucket
 
         self.writer_role = self.writer_role_arn = None
         if args.github_subjects:
@@ -225,80 +131,10 @@ class PromptStore(pulumi.ComponentResource):
                 "bucket_name": self.bucket_name,
                 "bucket_arn": self.bucket_arn,
                 "key_arn": self.key_arn,
-                "log_bucket_name": self.log_bucket_name,
                 "writer_role_arn": self.writer_role_arn,
                 "reader_role_arn": self.reader_role_arn,
             }
         )
-
-    def _private(self, name: str, bucket: aws.s3.Bucket) -> aws.s3.BucketPublicAccessBlock:
-        """No ACLs (the bucket owner owns every object) and no public access, ever."""
-        child = pulumi.ResourceOptions(parent=self)
-        rule = {"object_ownership": "BucketOwnerEnforced"}
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id, rule=rule, opts=child)
-        return aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-
-    def _log_bucket(self, name: str, bucket_name: str, account: str, retention_days: int) -> aws.s3.Bucket:
-        """Server access logs. SSE-S3, because S3 cannot deliver access logs to a bucket whose
-        default encryption is SSE-KMS
-        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html)."""
-        child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions(parent=self, protect=self._protect)
-        logs = aws.s3.Bucket(f"{name}-logs", bucket=bucket_name, force_destroy=False, opts=kept)
-        public_block = self._private(f"{name}-logs", logs)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-logs-encryption",
-            bucket=logs.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-logs-versioning",
-            bucket=logs.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-
-        def policy(arn: str) -> str:
-            delivery = {
-                "Sid": "S3ServerAccessLogDelivery",
-                "Effect": "Allow",
-                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": f"{arn}/prompt-bucket/*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-            return iam.document(delivery, *secure_transport_statements(arn))
-
-        aws.s3.BucketPolicy(
-            f"{name}-logs-policy",
-            bucket=logs.id,
-            policy=logs.arn.apply(policy),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-logs-lifecycle",
-            bucket=logs.id,
-            rules=[
-                {
-                    "id": "expire-access-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": retention_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": retention_days},
-                }
-            ],
-            opts=child,
-        )
-        return logs
 
     # -- access by intent -------------------------------------------------------------------
 

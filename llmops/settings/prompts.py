@@ -26,8 +26,6 @@ class PromptStoreSettings(Settings):
     noncurrent_version_expiration_days: int | None = Field(None, ge=1)
     """Days after which replaced object versions (earlier alias records: the audit trail) are
     deleted. Unset (the default) keeps them forever. Refused in regulated stacks."""
-    access_log_retention_days: int = Field(365, ge=1)
-    """How long S3 server access logs of the prompt bucket are kept in the log bucket."""
     writer_github_subjects: list[str] = Field(default_factory=list)
     """GitHub OIDC subjects allowed to assume the prompt-writer role (CI), e.g.
     `repo:acme/prompts:ref:refs/heads/main` or `repo:acme/prompts:environment:prod`.

@@ -30,8 +30,8 @@ class Recorder(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         rid = f"{args.name}-id"
         if args.typ == "aws:s3/bucket:Bucket":
-            rid = args.inputs["bucket"]
-            outputs["arn"] = f"arn:aws:s3:::{rid}"
+            rid = args.inputs.get("bucket") or args.inputs["bucketPrefix"] + "0a1b2c3d"
+            outputs.update(bucket=rid, arn=f"arn:aws:s3:::{rid}")
         elif args.typ == "aws:kms/key:Key":
             rid = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6"
             outputs.update(arn=f"arn:aws:kms:me-central-1:{ACCOUNT}:key/{rid}", keyId=rid)
@@ -73,7 +73,8 @@ def declare(
         identity = aws.GetCallerIdentityResult(
             account_id=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:role/deploy", id=ACCOUNT, user_id="AROAEXAMPLE"
         )
-        ctx = AwsContext(settings, provider, identity, "aws", "amazonaws.com")
+        logs = aws.s3.Bucket("platform-access-logs", bucket="llmops-prod-access-logs")
+        ctx = AwsContext(settings, provider, identity, "aws", "amazonaws.com", access_logs=logs)
         PromptStore("store", PromptStoreArgs(ctx, OIDC, settings.prompt_store.writer_github_subjects))
 
     pulumi_mocks.set_mocks(recorder, project="llmops", stack="test", preview=False)
@@ -105,71 +106,62 @@ def of_type(resources, type_):
     return {name: r["inputs"] for name, r in resources.items() if r["type"] == type_}
 
 
+BUCKET = "llmops-prod-prompts-0a1b2c3d"
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+
+
 def test_every_child_is_parented_to_the_component(regulated):
     resources, parents = regulated
-    children = [n for n, r in resources.items() if not r["type"].startswith(("llmops:", "pulumi:providers"))]
+    children = [
+        n
+        for n, r in resources.items()
+        if not r["type"].startswith(("llmops:", "pulumi:providers")) and n != "platform-access-logs"
+    ]
     orphans = [n for n in children if parents[n]["parent"] != "store"]
     assert not orphans, f"not children of the component: {orphans}"
     assert all(n.startswith("store-") for n in children)
 
 
-def test_prompt_bucket_is_versioned_kms_encrypted_and_private(regulated):
+def test_prompt_bucket_is_versioned_kms_encrypted_private_and_logged(regulated):
     resources, _ = regulated
-    bucket = resources["store-bucket"]["inputs"]
-    assert bucket["bucket"] == f"llmops-prod-prompts-{ACCOUNT}-me-central-1"
-    assert bucket["forceDestroy"] is False
-    assert resources["store-versioning"]["inputs"]["versioningConfiguration"] == {"status": "Enabled"}
-    rule = resources["store-encryption"]["inputs"]["rules"][0]
-    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
-    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    assert resources["store-bucket"]["inputs"]["bucketPrefix"] == "llmops-prod-prompts-"
+    assert resources["store-bucket"]["inputs"]["forceDestroy"] is False
+    assert resources["store-bucket-versioning"]["inputs"]["versioningConfiguration"] == {"status": "Enabled"}
+    rule = resources["store-bucket-encryption"]["inputs"]["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": f"arn:aws:kms:me-central-1:{ACCOUNT}:key/0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6",
+    }
     assert rule["bucketKeyEnabled"] is True
     assert resources["store-key"]["inputs"]["enableKeyRotation"] is True
-    block = resources["store-public-access"]["inputs"]
+    block = resources["store-bucket-public-access"]["inputs"]
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     assert all(block[f] is True for f in flags), block
-    assert resources["store-ownership"]["inputs"]["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-
-
-def test_both_buckets_refuse_plain_http_and_old_tls(regulated):
-    resources, _ = regulated
-    for name in ("store-policy", "store-logs-policy"):
-        statements = json.loads(resources[name]["inputs"]["policy"])["Statement"]
-        denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
-        assert denies["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, (
-            name
-        )
-        assert denies["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}, name
-        assert all(s["Principal"] == "*" for s in denies.values())
-
-
-def test_access_logs_go_to_a_private_log_bucket_the_logging_service_may_write(regulated):
-    resources, _ = regulated
-    logging = resources["store-access-logging"]["inputs"]
-    assert logging["targetBucket"] == resources["store-logs"]["inputs"]["bucket"]
-    statements = json.loads(resources["store-logs-policy"]["inputs"]["policy"])["Statement"]
-    delivery = next(s for s in statements if s["Effect"] == "Allow")
-    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
-    assert delivery["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
-    assert resources["store-logs-public-access"]["inputs"]["restrictPublicBuckets"] is True
-    sse = resources["store-logs-encryption"]["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
-    assert sse["sseAlgorithm"] == "AES256"  # access-log delivery does not support SSE-KMS targets
+    assert resources["store-bucket-ownership"]["inputs"]["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    deny = json.loads(resources["store-bucket-tls-only"]["inputs"]["policy"])["Statement"][0]
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert resources["store-bucket-access-logging"]["inputs"]["targetBucket"] == "llmops-prod-access-logs"
 
 
 def test_regulated_stack_locks_objects_and_keeps_every_version(regulated):
     resources, _ = regulated
     assert resources["store-bucket"]["inputs"]["objectLockEnabled"] is True
-    lock = resources["store-object-lock"]["inputs"]
+    lock = resources["store-bucket-object-lock"]["inputs"]
     assert lock["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": 365}
-    rules = resources["store-lifecycle"]["inputs"]["rules"]
+    rules = resources["store-bucket-lifecycle"]["inputs"]["rules"]
     assert not any("noncurrentVersionExpiration" in r or "expiration" in r for r in rules), rules
 
 
 def test_other_stacks_skip_object_lock_and_may_expire_old_versions(internal):
     resources, _ = internal
-    assert "store-object-lock" not in resources
+    assert "store-bucket-object-lock" not in resources
     assert not resources["store-bucket"]["inputs"].get("objectLockEnabled")
-    rules = {r["id"]: r for r in resources["store-lifecycle"]["inputs"]["rules"]}
-    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+    rules = resources["store-bucket-lifecycle"]["inputs"]["rules"]
+    assert [r["noncurrentVersionExpiration"] for r in rules if "noncurrentVersionExpiration" in r] == [
+        {"noncurrentDays": 90}
+    ]
+    assert not any("expiration" in r for r in rules), "current prompts never expire"
 
 
 def test_registry_config_carries_the_protected_aliases(regulated, internal):
@@ -177,6 +169,7 @@ def test_registry_config_carries_the_protected_aliases(regulated, internal):
         config = resources["store-registry-config"]["inputs"]
         assert config["key"] == "_registry/config.json"
         assert json.loads(config["content"]) == {"protected_aliases": expected}
+        assert config["serverSideEncryption"] == "aws:kms" and config["kmsKeyId"].startswith("arn:aws:kms:")
 
 
 def test_writer_is_assumable_only_by_the_named_github_workflows(regulated):
@@ -204,7 +197,6 @@ def test_reader_is_a_pod_identity_role(regulated):
 
 def test_grants_give_what_the_registry_needs_and_nothing_more(regulated):
     resources, _ = regulated
-    bucket_arn = f"arn:aws:s3:::llmops-prod-prompts-{ACCOUNT}-me-central-1"
 
     def actions(name):
         statements = json.loads(resources[name]["inputs"]["policy"])["Statement"]
@@ -213,12 +205,12 @@ def test_grants_give_what_the_registry_needs_and_nothing_more(regulated):
     read = actions("store-read-store-reader")
     write = actions("store-write-store-writer")
     assert set(read) == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
-    assert read["s3:GetObject"] == [f"{bucket_arn}/prompts/*", f"{bucket_arn}/_registry/config.json"]
+    assert read["s3:GetObject"] == [f"{BUCKET_ARN}/prompts/*", f"{BUCKET_ARN}/_registry/config.json"]
     assert read["kms:Decrypt"].startswith("arn:aws:kms:")
     assert {"s3:PutObject", "s3:ListBucketVersions", "s3:GetObjectVersion", "kms:GenerateDataKey"} <= set(
         write
     )
-    assert write["s3:PutObject"] == f"{bucket_arn}/prompts/*", "CI must not rewrite the registry config"
+    assert write["s3:PutObject"] == f"{BUCKET_ARN}/prompts/*", "CI must not rewrite the registry config"
     forbidden = {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:*"}
     assert not forbidden & set(write)
 
@@ -226,7 +218,7 @@ def test_grants_give_what_the_registry_needs_and_nothing_more(regulated):
 def test_stateful_resources_are_protected(regulated):
     _, options = regulated
     protected = sorted(n for n, o in options.items() if o["protect"])
-    assert protected == ["store-bucket", "store-key", "store-logs"]
+    assert protected == ["store-bucket", "store-key"]
 
 
 def test_deletion_protection_off_unprotects_them():
