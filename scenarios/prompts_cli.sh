@@ -16,7 +16,17 @@ PASSED=0
 FAILED=0
 
 PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$PYTHON" -m moto.server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+# moto's own `python -m moto.server` is threaded, and its PutObject checks If-None-Match/If-Match
+# and stores in two steps, so two concurrent conditional writes can both succeed there (S3 makes
+# them atomic). Serving one request at a time restores S3's guarantee; the CLI processes still
+# race each other between their reads and their conditional writes, which is what is tested.
+"$PYTHON" -c '
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, request_handler=MotoRequestHandler)
+' "$PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 cleanup() { kill "$MOTO_PID" 2>/dev/null; wait "$MOTO_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -122,8 +132,14 @@ for i in 1 2 3 4; do
   PIDS+=($!)
 done
 for pid in "${PIDS[@]}"; do wait "$pid"; done
-OUT=$("$PYTHON" -c "import json; print(json.dumps([json.load(open('$WORK/push%d.json' % i)) for i in (1, 2, 3, 4)]))")
-check "four distinct version numbers 1..4" "sorted(r['version'] for r in d) == [1, 2, 3, 4] and all(r['created'] for r in d)"
+OUT=$("$PYTHON" -c "
+import json
+rs = [json.load(open('$WORK/push%d.json' % i)) for i in (1, 2, 3, 4)]
+print(json.dumps([{k: r.get(k) for k in ('version', 'created', 'error')} for r in rs]))")
+echo "      pushed: $OUT"
+check "four distinct version numbers 1..4" "sorted(r['version'] or 0 for r in d) == [1, 2, 3, 4] and all(r['created'] for r in d)"
+run 0 "history of the raced prompt" -- history race-target
+check "the registry holds exactly versions 1..4, each with its own content" "[v['version'] for v in d['versions']] == [1, 2, 3, 4] and len({v['content_hash'] for v in d['versions']}) == 4"
 
 echo "== concurrent promotions (6 processes, one alias)"
 for v in 1 2 3 4; do "$PYTHON" -m llmops prompts promote race-target "$v" --alias canary --reason "setup" --json >/dev/null 2>&1; done
