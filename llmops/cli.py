@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "llmops.plan",
     "llmops.policy",
     "llmops.cost",
+    "llmops.prompts.cli",
 ]
 
 

@@ -11,6 +11,7 @@ from llmops.settings.base import Settings, dns_label
 from llmops.settings.cost import CostAlarmSettings
 from llmops.settings.gateway import GatewaySettings, check_gateway
 from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
+from llmops.settings.prompts import PromptStoreSettings
 from llmops.settings.serving import (
     ModelSettings,
     ObservabilitySettings,
@@ -64,6 +65,8 @@ class StackSettings(Settings):
     cost_alarms: CostAlarmSettings = CostAlarmSettings()
     """Spend metrics from the gateway's logs, budgets, anomaly alarms and the Lambdas acting on them."""
     """The LiteLLM gateway: external providers, fallbacks, PII guardrails, spend logs, sizing."""
+    prompt_store: PromptStoreSettings = PromptStoreSettings()
+    """The prompt registry's bucket: protected aliases, retention, who may write (docs/prompts.md)."""
 
     @field_validator("allowed_regions")
     @classmethod
@@ -108,6 +111,15 @@ class StackSettings(Settings):
         problems = check_gateway(value, classification) if classification else []
         if problems:
             raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("prompt_store")
+    @classmethod
+    def _prompt_history_kept(cls, value: PromptStoreSettings, info: ValidationInfo) -> PromptStoreSettings:
+        if info.data.get("data_classification") == "regulated" and value.noncurrent_version_expiration_days:
+            raise ValueError(
+                "noncurrentVersionExpirationDays must be unset in regulated stacks: it deletes audit history"
+            )
         return value
 
     @property
