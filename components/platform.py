@@ -16,6 +16,7 @@ from components.gpu_pools import GpuPools, GpuPoolsArgs
 from components.model_serving import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
+from components.prompt_store import GITHUB_OIDC_HOST, PromptStore, PromptStoreArgs
 from components.vector_db import VectorDb, VectorDbArgs
 from llmops.settings import StackSettings
 
@@ -135,6 +136,13 @@ class Platform(pulumi.ComponentResource):
                 vpc_cidr=self.network.vpc_cidr,
                 vpc_subnet_ids=self.network.private_subnet_ids,
             ),
+            in_aws,
+        )
+        # The account's GitHub Actions OIDC provider has this fixed ARN (ci_access creates it).
+        github_oidc = f"arn:{ctx.partition}:iam::{ctx.account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
+        self.prompt_store = PromptStore(
+            f"{name}-prompts",
+            PromptStoreArgs(ctx, github_oidc, settings.prompt_store.writer_github_subjects),
             in_aws,
         )
         self.register_outputs({})

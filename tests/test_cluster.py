@@ -98,6 +98,11 @@ def test_trust_policies_are_conditioned(plans):
     for name, result in plans.items():
         for role in inputs_of(result, "aws:iam/role:Role"):
             (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
+            if "Federated" in statement["Principal"]:  # GitHub OIDC: pinned to audience and repositories
+                condition, host = statement["Condition"], "token.actions.githubusercontent.com"
+                assert condition["StringEquals"][f"{host}:aud"] == "sts.amazonaws.com", (name, role)
+                assert condition["StringLike"][f"{host}:sub"], (name, role)
+                continue
             if statement["Principal"]["Service"] == "ec2.amazonaws.com":
                 continue
             assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "111122223333", (name, role)
