@@ -15,6 +15,7 @@ from components import gateway_workload as workload
 from components import hardening, iam
 from components.context import AwsContext
 from components.s3 import private_bucket
+from components.secrets import stored_secret
 from llmops import versions
 from llmops.gateway.config import (
     DATABASE_URL_ENV,
@@ -195,21 +196,8 @@ class Gateway(pulumi.ComponentResource):
         return database, password
 
     def _secret(self, role: str, key: aws.kms.Key, value: pulumi.Input[str]) -> aws.secretsmanager.Secret:
-        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
-        secret = aws.secretsmanager.Secret(
-            f"{self._name}-{role}",
-            name_prefix=f"{ctx.settings.name_prefix}/gateway/{role}-",
-            kms_key_id=key.arn,
-            recovery_window_in_days=30 if ctx.protect else 0,
-            opts=pulumi.ResourceOptions(parent=self, protect=ctx.protect),
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{self._name}-{role}-value",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(value),
-            opts=child,
-        )
-        return secret
+        prefix = f"{self._ctx.settings.name_prefix}/gateway/{role}"
+        return stored_secret(f"{self._name}-{role}", prefix, key, value, self._ctx, self)
 
     def _provider_keys(self) -> dict[str, pulumi.Output[str]]:
         """External providers' API keys, read from the Secrets Manager secrets the stack names."""

@@ -19,6 +19,18 @@ from llmops.settings.infra import GpuPool
 KARPENTER_NAMESPACE = "kube-system"
 POOL_LABEL = "llmops.io/gpu-pool"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+# Helm values of per-GPU-node daemons (device plugin, DCGM exporter): only on GPU pool nodes,
+# tolerating their taint.
+GPU_NODES_ONLY = {
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": POOL_LABEL, "operator": "Exists"}]}]
+            }
+        }
+    },
+    "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+}
 # EventBridge events Karpenter acts on before AWS takes a node away.
 INTERRUPTION_EVENTS = {
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
@@ -251,17 +263,7 @@ class GpuPools(pulumi.ComponentResource):
             repository_opts={"repo": chart.repo},
             namespace=KARPENTER_NAMESPACE,
             values={
-                # Only on GPU pool nodes; tolerate their taint.
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {"matchExpressions": [{"key": POOL_LABEL, "operator": "Exists"}]}
-                            ]
-                        }
-                    }
-                },
-                "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+                **GPU_NODES_ONLY,
             },
             opts=self._k8s,
         )

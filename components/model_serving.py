@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components import hardening, iam, names
 from components.context import AwsContext
 from components.model_workload import model_objects
 from components.observability import Observability
 from components.s3 import PrivateBucket, private_bucket
+from components.secrets import generated_secret
 from llmops import instances, versions
 from llmops.gateway.config import SelfHostedModel
 from llmops.settings import StackSettings
@@ -168,20 +168,11 @@ class ModelServing(pulumi.ComponentResource):
     def _api_key(self, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
         """One API key for every vLLM server: generated, kept in Secrets Manager (the gateway
         reads it from there) and given to the pods as a Kubernetes Secret."""
-        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
+        ctx = self._ctx
         key = ctx.kms_key(f"{self._name}-secrets-key", "vLLM API key in Secrets Manager", self)
-        password = random.RandomPassword(f"{self._name}-api-key", length=48, special=False, opts=child)
-        secret = aws.secretsmanager.Secret(
-            f"{self._name}-api-key-secret",
-            name=f"{ctx.settings.name_prefix}/vllm-api-key",
-            kms_key_id=key.arn,
-            recovery_window_in_days=30 if ctx.protect else 0,
-            opts=child,
+        self.api_key, secret = generated_secret(
+            f"{self._name}-api-key", f"{ctx.settings.name_prefix}/vllm-api-key", key, ctx, self
         )
-        aws.secretsmanager.SecretVersion(
-            f"{self._name}-api-key-value", secret_id=secret.id, secret_string=password.result, opts=child
-        )
-        self.api_key = pulumi.Output.secret(password.result)
         self.api_key_secret_arn = secret.arn
         return k8s.core.v1.Secret(
             f"{self._name}-api-key-k8s",

@@ -17,7 +17,7 @@ import yaml
 
 from components import hardening, iam, names
 from components.context import AwsContext
-from components.gpu_pools import GPU_TAINT, POOL_LABEL
+from components.gpu_pools import GPU_NODES_ONLY
 from llmops import versions
 
 PROMETHEUS_RELEASE = "prometheus"
@@ -314,17 +314,7 @@ class Observability(pulumi.ComponentResource):
             repository_opts={"repo": versions.DCGM_EXPORTER.repo},
             namespace=names.MONITORING_NAMESPACE,
             values={
-                # GPU nodes only: they carry the pool label and the GPU taint.
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {"matchExpressions": [{"key": POOL_LABEL, "operator": "Exists"}]}
-                            ]
-                        }
-                    }
-                },
-                "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+                **GPU_NODES_ONLY,
                 "serviceMonitor": {"enabled": False},  # scraped by pod discovery, no operator CRDs
                 "podLabels": {"app.kubernetes.io/name": names.DCGM_APP},
                 "resources": {

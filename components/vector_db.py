@@ -9,11 +9,11 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components import hardening, iam, names
 from components.context import AwsContext
 from components.s3 import private_bucket
+from components.secrets import generated_secret
 from llmops import versions
 
 APP = "qdrant"
@@ -48,7 +48,6 @@ class VectorDb(pulumi.ComponentResource):
         super().__init__("llmops:vectordb:VectorDb", name, None, opts)
         ctx, cfg = args.context, args.context.settings.vector_db
         self._name, self._ctx, self._args = name, ctx, args
-        child = pulumi.ResourceOptions(parent=self)
         self._labels = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "llmops"}
 
         key = ctx.kms_key(f"{name}-key", "Qdrant snapshots and API key", self)
@@ -69,16 +68,8 @@ class VectorDb(pulumi.ComponentResource):
         )  # fmt: skip
         self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
 
-        password = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
-        secret = aws.secretsmanager.Secret(
-            f"{name}-api-key-secret",
-            name=f"{ctx.settings.name_prefix}/qdrant-api-key",
-            kms_key_id=key.arn,
-            recovery_window_in_days=30 if ctx.protect else 0,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-api-key-value", secret_id=secret.id, secret_string=password.result, opts=child
+        api_key, secret = generated_secret(
+            f"{name}-api-key", f"{ctx.settings.name_prefix}/qdrant-api-key", key, ctx, self
         )
         self.api_key_secret_arn = secret.arn
         k8s.core.v1.Secret(
@@ -88,10 +79,8 @@ class VectorDb(pulumi.ComponentResource):
             # Files, not environment variables: Qdrant reads config/local.yaml on top of its
             # defaults; clients and the snapshot job read api-key.
             string_data={
-                "api-key": pulumi.Output.secret(password.result),
-                "local.yaml": pulumi.Output.secret(password.result).apply(
-                    lambda key: f"service:\n  api_key: {key}\n"
-                ),
+                "api-key": api_key,
+                "local.yaml": api_key.apply(lambda key: f"service:\n  api_key: {key}\n"),
             },
             opts=self._k8s,
         )

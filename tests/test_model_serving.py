@@ -208,7 +208,7 @@ def test_qdrant_statefulset_volumes_and_services():
     assert services["qdrant-headless"]["spec"]["clusterIP"] == "None"
     assert spec["serviceName"] == "qdrant-headless"
     assert services["qdrant"]["spec"]["type"] == "ClusterIP"
-    assert resource("prod", "llmops-prod-vectordb-api-key-secret")["inputs"]["kmsKeyId"].startswith(
+    assert resource("prod", "llmops-prod-vectordb-api-key")["inputs"]["kmsKeyId"].startswith(
         "arn:aws:kms:"
     )
 
