@@ -17,6 +17,8 @@ from llmops import versions
 CONTROL_PLANE_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # Add-ons the nodes need to become Ready are created before the node group; the rest after.
 ADDONS_BEFORE_NODES = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+# Security groups for pods (SecurityGroupPolicy) need the VPC CNI to manage pod ENIs.
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"env": {"ENABLE_POD_ENI": "true"}})}
 
 
 @dataclass
@@ -61,7 +63,12 @@ class Cluster(pulumi.ComponentResource):
                 "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
             }
         )
-        role = iam.role(f"{name}-role", eks_trust, ["AmazonEKSClusterPolicy"], ctx.partition, self)
+        # The VPC resource controller policy lets EKS attach branch ENIs: security groups for pods
+        # (the gateway's pods reach its database through their own security group).
+        role = iam.role(
+            f"{name}-role", eks_trust, ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"],
+            ctx.partition, self,
+        )  # fmt: skip
         secrets_use = aws.iam.RolePolicy(
             f"{name}-role-secrets-key",
             role=role.id,
@@ -161,6 +168,7 @@ class Cluster(pulumi.ComponentResource):
         return created
 
     def _addon(self, cluster, addon: str, depends_on=None, pod_identity=None) -> aws.eks.Addon:
+        """An EKS add-on at its pinned version, with the configuration the platform needs."""
         version = versions.EKS_ADDONS[self._ctx.settings.cluster.kubernetes_version][addon]
         associations = None
         if pod_identity:
@@ -174,6 +182,7 @@ class Cluster(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             pod_identity_associations=associations,
+            configuration_values=ADDON_CONFIGURATION.get(addon),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
 

@@ -116,13 +116,13 @@ def pod_template(
 
 
 def internal_service_annotations() -> dict[str, str]:
-    """An internal NLB only: the AWS Load Balancer Controller reads the scheme annotation, the
-    in-tree controller the `internal` one; both say the same so neither can go public."""
+    """An internal NLB only. The platform installs no AWS Load Balancer Controller, so EKS's own
+    cloud controller provisions it (type nlb, `internal`); the controller's `scheme` annotation
+    says the same, so installing the controller later cannot make it public either."""
     return {
-        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
         "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
     }
 
 

@@ -120,3 +120,17 @@ def test_kubeconfig_is_a_secret_everywhere(plans):
     for result in plans.values():
         assert result.plan.outputs["kubeconfig"] == "[secret]"
         assert only(result, "pulumi:providers:kubernetes")["kubeconfig"] == "[secret]"
+
+
+def test_security_groups_for_pods_are_enabled(plans):
+    """The gateway's database admits only the gateway pods' security group: that needs pod ENIs
+    from the VPC CNI and the VPC resource controller policy on the cluster role."""
+    for name, result in plans.items():
+        cni = result.plan.named(f"llmops-{name}-cluster-vpc-cni")["inputs"]
+        assert json.loads(cni["configurationValues"])["env"]["ENABLE_POD_ENI"] == "true", name
+        attached = {
+            r["inputs"]["policyArn"].rsplit("/", 1)[-1]
+            for r in result.plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if r["name"].startswith(f"llmops-{name}-cluster-role-")
+        }
+        assert attached == {"AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"}, name
