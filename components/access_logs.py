@@ -90,12 +90,5 @@ def log_bucket_policy(arn: str, account_id: str) -> str:
             "Resource": f"{arn}/*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [arn, f"{arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        iam.deny_insecure_transport("s3:*", [arn, f"{arn}/*"]),
     )

@@ -213,9 +213,10 @@ class Gateway(pulumi.ComponentResource):
 
     def _role(self, bucket: aws.s3.Bucket, key: aws.kms.Key) -> aws.iam.Role:
         ctx, name, child = self._ctx, self._name, pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=iam.pod_identity_trust(ctx.account_id), opts=child
-        )
+        role, _ = iam.pod_identity_role(
+            name, account_id=ctx.account_id, cluster_name=self._args.cluster_name,
+            namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, parent=self,
+        )  # fmt: skip
         statements = [
             iam.allow(["s3:PutObject"], bucket.arn.apply(lambda a: f"{a}/{SPEND_LOG_PREFIX}/*")),
             iam.allow(["kms:GenerateDataKey", "kms:Encrypt"], key.arn),
@@ -231,14 +232,6 @@ class Gateway(pulumi.ComponentResource):
             )
         aws.iam.RolePolicy(
             f"{name}-role-policy", role=role.id, policy=iam.document_output(*statements), opts=child
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
-            cluster_name=self._args.cluster_name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            opts=child,
         )
         return role
 

@@ -160,14 +160,7 @@ class GpuPools(pulumi.ComponentResource):
                     "Action": "sqs:SendMessage",
                     "Resource": queue.arn,
                 },
-                {
-                    "Sid": "DenyHTTP",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sqs:*",
-                    "Resource": queue.arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                iam.deny_insecure_transport("sqs:*", queue.arn),
             ),
             opts=child,
         )
@@ -185,10 +178,13 @@ class GpuPools(pulumi.ComponentResource):
         self, node_role: aws.iam.Role, queue: aws.sqs.Queue
     ) -> aws.eks.PodIdentityAssociation:
         ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{self._name}-controller-role",
-            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
-            opts=child,
+        role, identity = iam.pod_identity_role(
+            f"{self._name}-controller",
+            account_id=ctx.account_id,
+            cluster_name=self._args.cluster_name,
+            namespace=KARPENTER_NAMESPACE,
+            service_account="karpenter",
+            parent=self,
         )
         aws.iam.RolePolicy(
             f"{self._name}-controller-policy",
@@ -210,14 +206,7 @@ class GpuPools(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        return aws.eks.PodIdentityAssociation(
-            f"{self._name}-controller-identity",
-            cluster_name=self._args.cluster_name,
-            namespace=KARPENTER_NAMESPACE,
-            service_account="karpenter",
-            role_arn=role.arn,
-            opts=child,
-        )
+        return identity
 
     def _node_class(self, class_name, node_role, reservation_ids, opts) -> k8s.apiextensions.CustomResource:
         ctx, gpu = self._ctx, self._ctx.settings.gpu_nodes

@@ -20,6 +20,18 @@ def allow(actions: list[str], resources: list[str] | str, condition: dict | None
     return statement
 
 
+def deny_insecure_transport(action: str, resources: list | str) -> dict[str, Any]:
+    """Refuse every request to `resources` not sent over TLS (S3 buckets, SQS queues)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resources,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def service_trust(service: str, account_id: str) -> str:
     """Trust an AWS service, only on behalf of this account (confused-deputy protection)."""
     return document(
@@ -79,3 +91,27 @@ def role(
             opts=opts,
         )
     return created
+
+
+def pod_identity_role(
+    base: str,
+    *,
+    account_id: str,
+    cluster_name: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, aws.eks.PodIdentityAssociation]:
+    """`base-role`, assumable only by pods of `namespace/service_account` in the cluster
+    (`base-identity`); the caller attaches what the role may do."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    created = aws.iam.Role(f"{base}-role", assume_role_policy=pod_identity_trust(account_id), opts=opts)
+    association = aws.eks.PodIdentityAssociation(
+        f"{base}-identity",
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        role_arn=created.arn,
+        opts=opts,
+    )
+    return created, association

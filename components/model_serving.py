@@ -144,10 +144,14 @@ class ModelServing(pulumi.ComponentResource):
         if not model.s3_prefix:
             return None
         ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{self._name}-{model.name}-role",
-            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
-            opts=child,
+        # Pods started before the association exists get no credentials: the Deployment waits.
+        role, identity = iam.pod_identity_role(
+            f"{self._name}-{model.name}",
+            account_id=ctx.account_id,
+            cluster_name=self._args.cluster_name,
+            namespace=names.MODELS_NAMESPACE,
+            service_account=f"vllm-{model.name}",
+            parent=self,
         )
         aws.iam.RolePolicy(
             f"{self._name}-{model.name}-weights",
@@ -155,15 +159,7 @@ class ModelServing(pulumi.ComponentResource):
             policy=self.artifacts.read_statements(model.s3_prefix).apply(lambda s: iam.document(*s)),
             opts=child,
         )
-        # Pods started before the association exists get no credentials: the Deployment waits.
-        return aws.eks.PodIdentityAssociation(
-            f"{self._name}-{model.name}-identity",
-            cluster_name=self._args.cluster_name,
-            namespace=names.MODELS_NAMESPACE,
-            service_account=f"vllm-{model.name}",
-            role_arn=role.arn,
-            opts=child,
-        )
+        return identity
 
     def _api_key(self, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
         """One API key for every vLLM server: generated, kept in Secrets Manager (the gateway
@@ -238,7 +234,7 @@ class ModelServing(pulumi.ComponentResource):
     def _keda(self) -> k8s.helm.v4.Chart:
         """KEDA (pinned chart) on the system nodes; its operator queries AMP with a Pod Identity
         role that may only read metrics."""
-        args, child = self._args, pulumi.ResourceOptions(parent=self)
+        args = self._args
         namespace = hardening.namespace(
             f"{self._name}-keda-namespace",
             names.KEDA_NAMESPACE,
@@ -248,22 +244,16 @@ class ModelServing(pulumi.ComponentResource):
         )
         depends: list[pulumi.Resource] = [namespace, args.system_nodes]
         if args.observability.metrics.aws_region:
-            role = aws.iam.Role(
-                f"{self._name}-keda-role",
-                assume_role_policy=iam.pod_identity_trust(self._ctx.account_id),
-                opts=child,
+            role, identity = iam.pod_identity_role(
+                f"{self._name}-keda",
+                account_id=self._ctx.account_id,
+                cluster_name=args.cluster_name,
+                namespace=names.KEDA_NAMESPACE,
+                service_account="keda-operator",
+                parent=self,
             )
             args.observability.grant_query(f"{self._name}-keda-query", role)
-            depends.append(
-                aws.eks.PodIdentityAssociation(
-                    f"{self._name}-keda-identity",
-                    cluster_name=args.cluster_name,
-                    namespace=names.KEDA_NAMESPACE,
-                    service_account="keda-operator",
-                    role_arn=role.arn,
-                    opts=child,
-                )
-            )
+            depends.append(identity)
         small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
         return k8s.helm.v4.Chart(
             f"{self._name}-keda",

@@ -328,17 +328,13 @@ class Observability(pulumi.ComponentResource):
         )
 
     def _container_insights(self) -> None:
-        ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
+        ctx = self._ctx
+        role = iam.role(
             f"{self._name}-cloudwatch-role",
-            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-cloudwatch-agent",
-            role=role.name,
-            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/CloudWatchAgentServerPolicy",
-            opts=child,
+            iam.pod_identity_trust(ctx.account_id),
+            ["CloudWatchAgentServerPolicy"],
+            ctx.partition,
+            self,
         )
         aws.eks.Addon(
             f"{self._name}-cloudwatch-observability",

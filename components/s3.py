@@ -109,16 +109,7 @@ def private_bucket(
         f"{name}-tls-only",
         bucket=bucket.id,
         policy=bucket.arn.apply(
-            lambda arn: iam.document(
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [arn, f"{arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            )
+            lambda arn: iam.document(iam.deny_insecure_transport("s3:*", [arn, f"{arn}/*"]))
         ),
         # S3 refuses a policy while the public access block is being written.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[block]),

@@ -259,23 +259,18 @@ class VectorDb(pulumi.ComponentResource):
         AWS CLI uploads them under snapshots/ with the bucket's KMS key."""
         ctx, child = self._ctx, pulumi.ResourceOptions(parent=self)
         account = "qdrant-snapshots"
-        role = aws.iam.Role(
-            f"{self._name}-snapshots-role",
-            assume_role_policy=iam.pod_identity_trust(ctx.account_id),
-            opts=child,
+        role, identity = iam.pod_identity_role(
+            f"{self._name}-snapshots",
+            account_id=ctx.account_id,
+            cluster_name=self._args.cluster_name,
+            namespace=NS,
+            service_account=account,
+            parent=self,
         )
         aws.iam.RolePolicy(
             f"{self._name}-snapshots-write",
             role=role.id,
             policy=backups.write_statements("snapshots/").apply(lambda s: iam.document(*s)),
-            opts=child,
-        )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{self._name}-snapshots-identity",
-            cluster_name=self._args.cluster_name,
-            namespace=NS,
-            service_account=account,
-            role_arn=role.arn,
             opts=child,
         )
         k8s.core.v1.ServiceAccount(
