@@ -6,7 +6,7 @@ CHECKOV   := .venv-checkov/bin/checkov
 STACK     ?= dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv plan test lint bench docs clean
+.PHONY: venv lambda-deps plan test lint bench docs clean
 
 $(BIN)/llmops: requirements.txt requirements-test.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,9 +19,22 @@ $(CHECKOV): requirements-checkov.txt
 	.venv-checkov/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
-venv: $(BIN)/llmops $(CHECKOV)
+# Third-party packages a Lambda needs (lambdas/<name>/requirements.txt, hash-pinned), built for
+# the Lambda's platform (components/cost_alarms.py RUNTIME) into build/lambda-deps/<name>, which
+# the program zips with the handler. The copied requirements file marks the build as current.
+LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all:
+LAMBDA_DEPS     := $(patsubst lambdas/%/requirements.txt,build/lambda-deps/%/requirements.txt,$(wildcard lambdas/*/requirements.txt))
 
-plan: $(BIN)/llmops  ## offline plan of a stack (STACK=dev by default)
+build/lambda-deps/%/requirements.txt: lambdas/%/requirements.txt $(BIN)/llmops
+	rm -rf $(@D)
+	$(BIN)/pip install -q --require-hashes $(LAMBDA_PLATFORM) --target $(@D) -r $<
+	cp $< $@
+
+lambda-deps: $(LAMBDA_DEPS)
+
+venv: $(BIN)/llmops $(CHECKOV) lambda-deps
+
+plan: $(BIN)/llmops lambda-deps  ## offline plan of a stack (STACK=dev by default)
 	$(BIN)/llmops plan $(STACK)
 
 test: venv  ## the whole test suite, with lint

@@ -194,9 +194,10 @@ def main() -> None:
             f"CPU-efficiency ratio duckdb / core-1: {per_cpu['duckdb'] / per_cpu['core-1']:.2f}x "
             "(records per CPU-second: insensitive to other load on the machine)"
         )
+        ratio = speed["duckdb"] / speed[best]
         print(
             f"throughput ratio duckdb / core-1: {speed['duckdb'] / speed['core-1']:.2f}x; "
-            f"duckdb / {best}: {speed['duckdb'] / speed[best]:.2f}x"
+            f"duckdb / {best}: {ratio:.2f}x (target: within 2x, {'met' if ratio <= 2 else 'MISSED'})"
         )
         print(
             f"core-1 peak RSS: {results['core-1 (1/10 file)']['peak_kb'] / 1024:.1f} MB at {records // 10:,} "

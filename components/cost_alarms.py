@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -26,7 +25,8 @@ from llmops.cost import gpu_price_environment
 from llmops.settings.cost import CostAlarmSettings
 
 LAMBDAS = PROJECT_DIR / "lambdas"
-RUNTIME = "python3.13"  # stdlib + boto3 only; the handlers need 3.11+
+LAMBDA_DEPS = PROJECT_DIR / "build" / "lambda-deps"  # `make lambda-deps` builds them here
+RUNTIME = "python3.13"  # the handlers need 3.11+; Makefile LAMBDA_PLATFORM builds packages for it
 NAMESPACE = "LLMOps"
 AGGREGATOR_TIMEOUT_SECONDS = 120
 AGGREGATOR_CONCURRENCY = 10  # parallel S3 reads; the SQS poller is capped to match
@@ -39,6 +39,28 @@ KEY_SERVICES = [
     "costalerts.amazonaws.com",
     "s3.amazonaws.com",
 ]
+
+
+def lambda_code(folder: str) -> pulumi.AssetArchive:
+    """The zip of lambdas/<folder>: the folder itself (so the handler's relative imports work,
+    see lambdas/__init__.py) and, at the zip's root where Lambda's sys.path looks, the packages
+    of its requirements.txt as `make lambda-deps` built them for the Lambda's platform."""
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {folder: pulumi.FileArchive(str(LAMBDAS / folder))}
+    requirements = LAMBDAS / folder / "requirements.txt"
+    if requirements.exists():
+        built = LAMBDA_DEPS / folder
+        stamp = built / requirements.name  # the requirements file the build was made from
+        if not stamp.exists() or stamp.read_bytes() != requirements.read_bytes():
+            raise pulumi.RunError(
+                f"lambdas/{folder}/requirements.txt: the Lambda's packages are not built, or were built "
+                f"from another version of the file; run `make lambda-deps`"
+            )
+        for path in sorted(built.iterdir()):
+            if path.is_dir():
+                assets[path.name] = pulumi.FileArchive(str(path))
+            elif path != stamp:
+                assets[path.name] = pulumi.FileAsset(str(path))
+    return pulumi.AssetArchive(assets)
 
 
 @dataclass
@@ -217,7 +239,7 @@ class CostAlarms(pulumi.ComponentResource):
             architectures=["arm64"],
             handler=f"{folder}.handler.handler",
             # The zip holds the folder itself, so the handler's relative imports work (lambdas/__init__.py).
-            code=pulumi.AssetArchive({folder: pulumi.FileArchive(str(Path(LAMBDAS, folder)))}),
+            code=lambda_code(folder),
             timeout=timeout,
             memory_size=memory_size,
             environment={"variables": {"ENVIRONMENT": ctx.settings.environment, **environment}},

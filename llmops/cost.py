@@ -1,7 +1,7 @@
 """`llmops cost aggregate`: replay LiteLLM spend-log files through the aggregator's core.
 
 The Lambda's core is imported, not copied: `lambdas/` is a package of Lambda folders and
-`lambdas.spend_aggregator.aggregate` has no dependency beyond the standard library, so this
+`lambdas.spend_aggregator.aggregate` needs only the standard library and msgspec, so this
 command prints exactly the EMF records the Lambda would emit for the same objects (one
 record per (team, model, route) group per file), for backfills and checks.
 """

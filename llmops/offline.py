@@ -130,7 +130,10 @@ def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan
         if str(PROJECT_DIR) not in sys.path:
             sys.path.insert(0, str(PROJECT_DIR))
         program = str(PROJECT_DIR / "__main__.py")
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        try:
+            _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        except pulumi.RunError as err:  # the program's own "this is what to fix": no traceback
+            raise LlmopsError(f"{stack}: {err}") from None
         root = pulumi.runtime.settings.get_root_resource()
         plan.outputs = {k: _resolve(v) for k, v in (root.outputs if root else {}).items()}
     # Registration order depends on asyncio scheduling; sorted, plans diff cleanly between runs.

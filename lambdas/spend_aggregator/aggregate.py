@@ -1,7 +1,8 @@
 """Aggregation core shared by the spend-aggregator Lambda and `llmops cost aggregate`.
 
-Pure standard library, no AWS calls and no side effects on import, so the CLI, the tests and
-the benchmark import exactly the code the Lambda runs.
+The standard library plus msgspec (packaged into the Lambda's zip, see Makefile
+`lambda-deps`), no AWS calls and no side effects on import, so the CLI, the tests and the
+benchmark import exactly the code the Lambda runs.
 
 Input: LiteLLM spend-log records, i.e. `StandardLoggingPayload` dicts as the `s3_v2` logger
 writes them (litellm/types/utils.py, litellm/integrations/s3_v2.py: one record per `.json`
@@ -23,8 +24,10 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 NAMESPACE = "LLMOps"
 # (name, CloudWatch unit). Cost has no currency unit in CloudWatch; the name carries it.
@@ -58,6 +61,7 @@ MAX_DIMENSION_CHARS = 250  # CloudWatch allows 1024; long values are truncated, 
 MAX_MALFORMED_SAMPLES = 20  # examples kept per object for the malformed-lines log line
 
 GZIP_MAGIC = b"\x1f\x8b"
+READ_BUFFER = 1 << 20
 _INF = float("inf")
 
 
@@ -77,7 +81,83 @@ def route_of(provider: object, api_base: object) -> str:
     return EXTERNAL
 
 
-def _team_of(metadata: object, tags: object) -> object:
+class _Labels(msgspec.Struct):
+    """`metadata.spend_logs_metadata`: labels the client sent with the request."""
+
+    team: Any = None
+
+
+class _Metadata(msgspec.Struct):
+    """The parts of `metadata` that attribute a request to a team."""
+
+    user_api_key_team_id: Any = None
+    spend_logs_metadata: _Labels | None = None
+
+
+class SpendFields(msgspec.Struct):
+    """The fields of a LiteLLM `StandardLoggingPayload` that aggregation reads.
+
+    msgspec decodes only these and skips everything else (`messages`, `response`,
+    `model_map_information`: most of a record's bytes) while still checking that the whole
+    line is valid JSON. Values stay `Any`: `Aggregator.add` applies the rules and names the
+    problem, and a record whose shape does not fit (metadata that is not an object, a top
+    level that is not an object) is decoded by `json.loads` instead.
+    """
+
+    response_cost: Any = msgspec.UNSET  # UNSET: not a spend-log record
+    prompt_tokens: Any = None
+    completion_tokens: Any = None
+    status: Any = None
+    model: Any = None
+    model_group: Any = None
+    custom_llm_provider: Any = None
+    api_base: Any = None
+    endTime: Any = None  # LiteLLM spells it so
+    request_tags: Any = None
+    metadata: _Metadata | None = None
+
+
+_decode_fields = msgspec.json.Decoder(SpendFields).decode
+
+
+def decode_record(data: bytes | str) -> SpendFields | object:
+    """One JSON document: SpendFields when it has the expected shape, else what json.loads makes
+    of it (a dict with odd metadata, a list, NaN that msgspec refuses). Malformed JSON raises
+    json's ValueError, whose message names the problem and its column."""
+    try:
+        return _decode_fields(data)
+    except ValueError:  # msgspec.DecodeError / ValidationError, or bytes that are not UTF-8
+        return json.loads(data)
+
+
+def _fields_of(record: dict) -> SpendFields:
+    """SpendFields of a record json.loads decoded (metadata of the wrong shape counts as none)."""
+    get = record.get
+    metadata = get("metadata")
+    if type(metadata) is dict:
+        labels = metadata.get("spend_logs_metadata")
+        metadata = _Metadata(
+            metadata.get("user_api_key_team_id"),
+            _Labels(labels.get("team")) if type(labels) is dict else None,
+        )
+    else:
+        metadata = None
+    return SpendFields(
+        response_cost=get("response_cost", msgspec.UNSET),
+        prompt_tokens=get("prompt_tokens"),
+        completion_tokens=get("completion_tokens"),
+        status=get("status"),
+        model=get("model"),
+        model_group=get("model_group"),
+        custom_llm_provider=get("custom_llm_provider"),
+        api_base=get("api_base"),
+        endTime=get("endTime"),
+        request_tags=get("request_tags"),
+        metadata=metadata,
+    )
+
+
+def _team_of(metadata: _Metadata | None, tags: object) -> object:
     """The LiteLLM team that owns the virtual key; else the caller's own label.
 
     `user_api_key_team_id` comes from the key (authoritative: budget_guard blocks that id).
@@ -85,63 +165,16 @@ def _team_of(metadata: object, tags: object) -> object:
     `team:<name>` request tag, which the gateway copies into the record as the client sent
     them; a team-owned key can never be attributed to another team this way.
     """
-    if type(metadata) is dict:
-        team = metadata.get("user_api_key_team_id")
-        if team:
-            return team
-        labels = metadata.get("spend_logs_metadata")
-        if type(labels) is dict and labels.get("team"):
-            return labels["team"]
+    if metadata is not None:
+        if metadata.user_api_key_team_id:
+            return metadata.user_api_key_team_id
+        labels = metadata.spend_logs_metadata
+        if labels is not None and labels.team:
+            return labels.team
     if type(tags) is list:
         for tag in tags:
             if type(tag) is str and tag.startswith("team:"):
                 return tag[5:]
-    return None
-
-
-# Top-level fields the aggregation reads. LiteLLM (1.100.5, StandardLoggingPayload order)
-# writes them all before `messages`; `messages`, `response`, `hidden_params` and
-# `model_map_information` after it are most of a record's bytes.
-NEEDED = frozenset(
-    {
-        "status", "custom_llm_provider", "endTime", "model", "metadata", "response_cost",
-        "prompt_tokens", "completion_tokens", "request_tags", "api_base", "model_group",
-    }
-)  # fmt: skip
-CUT_KEY = '"messages":'
-_CUT_KEYS = {str: CUT_KEY, bytes: CUT_KEY.encode()}
-_CLOSE = {str: "}", bytes: b"}"}
-_COMMA = {str: ",", bytes: b","}
-
-
-def needed_fields(s: str | bytes) -> dict | None:
-    """The top-level fields before `"messages":`, decoded by json.loads; None if unsure.
-
-    Exactness: in valid JSON the characters `"messages":` can only be a key (inside a
-    string every `"` is escaped), possibly of a nested object such as client-supplied
-    metadata. Cutting there and closing with one `}` decodes only when the cut is at depth
-    one, i.e. at the top-level key; a nested hit fails to decode and the next one is tried.
-    The caller falls back to json.loads of the whole line when this returns None, including
-    when any NEEDED field is missing from the prefix (another LiteLLM version's order).
-    What is not checked: the bytes after the cut, beyond the line ending in `}`.
-    Works on bytes so only the prefix is ever decoded from UTF-8.
-    """
-    kind = type(s)
-    close = _CLOSE[kind]
-    if not s.rstrip().endswith(close):
-        return None
-    cut, comma, loads = _CUT_KEYS[kind], _COMMA[kind], json.loads
-    pos = s.find(cut)
-    while pos > 0:
-        head = s[:pos].rstrip()
-        if head.endswith(comma):
-            try:
-                record = loads(head[:-1] + close)
-            except ValueError:
-                record = None
-            if type(record) is dict:
-                return record if NEEDED.issubset(record) else None
-        pos = s.find(cut, pos + 1)
     return None
 
 
@@ -179,18 +212,19 @@ class Aggregator:
         if self.on_malformed is not None:
             self.on_malformed(line_no, reason)
 
-    def add(self, record: object, line_no: int = 1) -> bool:
+    def add(self, record: SpendFields | object, line_no: int = 1) -> bool:
         """Adds one decoded record; returns False (and counts it) when it is malformed."""
-        if not isinstance(record, dict):
-            self.bad(line_no, f"expected a JSON object, got {type(record).__name__}")
-            return False
-        if "response_cost" not in record:  # every StandardLoggingPayload has it, even failures
+        if type(record) is not SpendFields:
+            if not isinstance(record, dict):
+                self.bad(line_no, f"expected a JSON object, got {type(record).__name__}")
+                return False
+            record = _fields_of(record)
+        cost = record.response_cost
+        if cost is msgspec.UNSET:  # every StandardLoggingPayload has it, even failures
             self.bad(line_no, "not a LiteLLM spend-log record (no response_cost)")
             return False
-        get = record.get
-        cost = get("response_cost")
-        prompt = get("prompt_tokens")
-        completion = get("completion_tokens")
+        prompt = record.prompt_tokens
+        completion = record.completion_tokens
         # None means "not computed" (LiteLLM logs failures without usage): counts as zero.
         if cost is None:
             cost = 0.0
@@ -209,10 +243,10 @@ class Aggregator:
         ):
             self.bad(line_no, _number_problem(cost, prompt, completion))
             return False
-        team = _team_of(get("metadata"), get("request_tags"))
-        model = get("model_group") or get("model")
-        provider = get("custom_llm_provider")
-        api_base = get("api_base")
+        team = _team_of(record.metadata, record.request_tags)
+        model = record.model_group or record.model
+        provider = record.custom_llm_provider
+        api_base = record.api_base
         try:
             route = self._route_cache[(provider, api_base)]
         except KeyError:
@@ -222,7 +256,7 @@ class Aggregator:
             self.bad(line_no, "custom_llm_provider and api_base must be strings")
             return False
         key = (_dimension(team, UNASSIGNED), _dimension(model, UNKNOWN_MODEL), route)
-        end = get("endTime")
+        end = record.endTime
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = [0.0, 0, 0, 0, 0, 0.0]
@@ -230,7 +264,7 @@ class Aggregator:
         group[1] += prompt
         group[2] += completion
         group[3] += 1
-        if get("status") == "failure":
+        if record.status == "failure":
             group[4] += 1
         if type(end) in (float, int) and end > group[5]:
             group[5] = end
@@ -238,36 +272,24 @@ class Aggregator:
         return True
 
     def add_lines(self, lines: Iterable[bytes | str], first_line: int = 1) -> None:
-        """JSON Lines: one record per line; blank lines are ignored, bad ones counted.
-
-        Each line goes through `needed_fields` (decodes only the top-level fields aggregation
-        needs); a line it cannot handle is decoded in full by json.loads, which also names the
-        problem of a malformed line.
-        """
-        loads = json.loads
-        fast = needed_fields
+        """JSON Lines: one record per line; blank lines are ignored, bad ones counted."""
+        decode = decode_record
         add = self.add
         line_no = first_line - 1
         for line in lines:
             line_no += 1
             try:
-                record = fast(line)
-            except (ValueError, KeyError):  # a line type other than str/bytes
-                record = None
-            if record is None:
-                try:
-                    record = loads(line)
-                except ValueError as err:
-                    if not line.strip():
-                        continue
+                record = decode(line)
+            except ValueError as err:
+                if line.strip():
                     self.bad(line_no, f"not valid JSON ({_short(err)})")
-                    continue
+                continue
             add(record, line_no)
 
     def add_document(self, data: bytes) -> None:
         """A `.json` object: one record (LiteLLM's s3_v2 layout). JSON Lines content is accepted."""
         try:
-            record = json.loads(data)
+            record = decode_record(data)
         except ValueError as err:
             if "Extra data" in str(err):  # several records, one per line
                 self.add_lines(data.splitlines())
@@ -340,9 +362,11 @@ class Aggregator:
 
 def open_spend_log(stream: IO[bytes] | object, name: str) -> Iterator[tuple[str, IO[bytes]]]:
     """Yields one ("document" | "lines", binary stream) for the object, gunzipped if needed."""
-    raw = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Readable(stream), 1 << 20)
+    # Always our own 1 MiB buffer: a line is ~11 KB, and reading lines through a default 8 KiB
+    # buffer (open()'s) costs as much as decoding them.
+    raw = io.BufferedReader(_Readable(stream), READ_BUFFER)
     if raw.peek(2)[:2] == GZIP_MAGIC:
-        raw = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=1 << 20)
+        raw = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), READ_BUFFER)
     base = name[:-3] if name.endswith(".gz") else name
     yield ("document" if base.endswith(".json") else "lines"), raw
 
@@ -442,7 +466,7 @@ def _line_starts(path: str, parts: int) -> list[int]:
 def _aggregate_range(args: tuple[str, int, int]) -> Aggregator:
     path, start, end = args
     aggregator = Aggregator()
-    with io.BufferedReader(_Range(path, start, end), 1 << 20) as reader:
+    with io.BufferedReader(_Range(path, start, end), READ_BUFFER) as reader:
         aggregator.add_lines(reader)
     return aggregator
 

@@ -20,7 +20,8 @@ queue's maxReceiveCount a message goes to the DLQ.
 Environment: ENVIRONMENT (metric dimension), IDEMPOTENCY_TABLE (DynamoDB table, hash key
 `pk` string), IDEMPOTENCY_TTL_DAYS (default 35: longer than the queue's retention).
 
-Only the standard library and boto3: nothing the Lambda Python runtime lacks.
+The standard library, boto3 (in the Lambda Python runtime) and msgspec, which the component
+zips with the handler (lambdas/spend_aggregator/requirements.txt, `make lambda-deps`).
 """
 
 from __future__ import annotations
@@ -35,10 +36,7 @@ from urllib.parse import unquote_plus
 import boto3
 from botocore.exceptions import ClientError
 
-try:  # packaged as a folder-package (`spend_aggregator.handler.handler`) or imported from the repo
-    from .aggregate import Aggregator
-except ImportError:  # handler.py at the zip root (`handler.handler`)
-    from aggregate import Aggregator  # type: ignore[no-redef]
+from .aggregate import Aggregator  # the zip holds the folder: `spend_aggregator.handler.handler`
 
 _MISSING = ("NoSuchKey", "NoSuchVersion", "404")
 

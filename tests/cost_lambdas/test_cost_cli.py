@@ -17,7 +17,7 @@ from cost_lambdas.helpers import (
     fixture_files,
     parse_stdout,
 )
-from lambdas.spend_aggregator.aggregate import Aggregator, route_of
+from lambdas.spend_aggregator.aggregate import Aggregator, SpendFields, decode_record, route_of
 from llmops import cli
 
 
@@ -152,22 +152,31 @@ def test_stream_without_peek_is_adapted():
     assert agg.records == len(all_records())
 
 
-def test_fast_field_reader_agrees_with_json_loads():
-    from lambdas.spend_aggregator.aggregate import NEEDED, needed_fields
+def _variants(record: dict) -> list[dict]:
+    """The record, and copies a client or another LiteLLM version could produce."""
+    injected = json.loads(json.dumps(record))
+    # a client can put anything in its request metadata; it must not shadow the fields we read
+    injected["metadata"]["requester_metadata"] = {
+        "user_api_key_team_id": "spoof",
+        "response_cost": 0,
+        "spend_logs_metadata": {"team": "spoof"},
+    }
+    injected["metadata"]["spend_logs_metadata"] = {"team": None, "nested": {"team": "spoof"}}
+    reordered = dict(reversed(list(record.items())))  # another field order
+    odd_metadata = {**record, "metadata": "not an object"}  # not SpendFields' shape: json.loads path
+    odd_labels = {**record, "metadata": {**record["metadata"], "spend_logs_metadata": ["x"]}}
+    return [record, injected, reordered, odd_metadata, odd_labels]
 
+
+def test_field_decoder_agrees_with_json_loads():
     for record in all_records():
-        # a client can put anything in its request metadata; it must not shadow top-level fields
-        injected = json.loads(json.dumps(record))
-        injected["metadata"]["requester_metadata"] = {
-            "response_cost": 0,
-            "messages": [{"role": "user"}],  # a nested "messages": key before the top-level one
-            '"messages": 0, "x': "}",  # and the same characters inside strings
-        }
-        for text in (json.dumps(record), json.dumps(injected), json.dumps(record, indent=2)):
-            full = json.loads(text)
-            fast = needed_fields(text)
-            assert fast is not None, "fast path gave up on a LiteLLM record"
-            assert {k: fast[k] for k in NEEDED if k in fast} == {k: full[k] for k in NEEDED if k in full}
+        assert type(decode_record(json.dumps(record))) is SpendFields  # real records take the fast path
+        for variant in _variants(record):
+            for text in (json.dumps(variant), json.dumps(variant, indent=2)):
+                fast, full = Aggregator(), Aggregator()
+                fast.add_lines([text.replace("\n", " ").encode()])
+                full.add(json.loads(text))
+                assert fast.groups == full.groups and fast.records == full.records == 1
 
 
 @pytest.mark.parametrize(
