@@ -123,11 +123,15 @@ _decode_fields = msgspec.json.Decoder(SpendFields).decode
 def decode_record(data: bytes | str) -> SpendFields | object:
     """One JSON document: SpendFields when it has the expected shape, else what json.loads makes
     of it (a dict with odd metadata, a list, NaN that msgspec refuses). Malformed JSON raises
-    json's ValueError, whose message names the problem and its column."""
+    json's ValueError, whose message names the problem and its column; so does nesting deeper
+    than the decoders' recursion limit (about 1,000 levels), which LiteLLM never writes."""
     try:
-        return _decode_fields(data)
-    except ValueError:  # msgspec.DecodeError / ValidationError, or bytes that are not UTF-8
-        return json.loads(data)
+        try:
+            return _decode_fields(data)
+        except ValueError:  # msgspec.DecodeError / ValidationError, or bytes that are not UTF-8
+            return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to decode") from None
 
 
 def _fields_of(record: dict) -> SpendFields:

@@ -187,12 +187,13 @@ def test_field_decoder_agrees_with_json_loads():
         "[1, 2]",
         '{"a": 1',
         '{"response_cost": 1e999}',
+        '{"response_cost": 1, "messages": ' + "[" * 100_000 + "]" * 100_000 + "}",  # past any recursion limit
     ],
 )
 def test_lines_json_accepts_but_we_do_not(line):
     agg = Aggregator()
-    agg.add_lines([line])
-    assert agg.malformed == 1 and agg.records == 0
+    agg.add_lines([line, json.dumps(all_records()[0])])  # the next line is still counted
+    assert agg.malformed == 1 and agg.records == 1 and agg.samples[0][0] == 1
 
 
 @pytest.mark.parametrize(
