@@ -27,7 +27,7 @@ LAMBDA_DEPS     := $(patsubst lambdas/%/requirements.txt,build/lambda-deps/%/req
 
 build/lambda-deps/%/requirements.txt: lambdas/%/requirements.txt $(BIN)/llmops
 	rm -rf $(@D)
-	$(BIN)/pip install -q --require-hashes $(LAMBDA_PLATFORM) --target $(@D) -r $<
+	$(BIN)/pip install -q --require-hashes --no-compile $(LAMBDA_PLATFORM) --target $(@D) -r $<
 	cp $< $@
 
 lambda-deps: $(LAMBDA_DEPS)

@@ -42,10 +42,15 @@ KEY_SERVICES = [
 
 
 def lambda_code(folder: str) -> pulumi.AssetArchive:
-    """The zip of lambdas/<folder>: the folder itself (so the handler's relative imports work,
-    see lambdas/__init__.py) and, at the zip's root where Lambda's sys.path looks, the packages
-    of its requirements.txt as `make lambda-deps` built them for the Lambda's platform."""
-    assets: dict[str, pulumi.Asset | pulumi.Archive] = {folder: pulumi.FileArchive(str(LAMBDAS / folder))}
+    """The zip of lambdas/<folder>: the folder's Python files under <folder>/ (so the handler's
+    relative imports work, see lambdas/__init__.py) and, at the zip's root where Lambda's
+    sys.path looks, the packages of its requirements.txt as `make lambda-deps` built them for
+    the Lambda's platform. No bytecode caches: the zip is the same on every machine, so a
+    deploy from elsewhere does not update the function."""
+    sources = sorted((LAMBDAS / folder).glob("*.py"))
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
+        f"{folder}/{path.name}": pulumi.FileAsset(str(path)) for path in sources
+    }
     requirements = LAMBDAS / folder / "requirements.txt"
     if requirements.exists():
         built = LAMBDA_DEPS / folder

@@ -13,7 +13,7 @@ from pulumi.runtime.sync_await import _sync_await
 from pydantic import ValidationError
 
 from components.context import AwsContext
-from components.cost_alarms import LAMBDAS, CostAlarms, CostAlarmsArgs
+from components.cost_alarms import LAMBDAS, CostAlarms, CostAlarmsArgs, lambda_code
 from lambdas.spend_aggregator.aggregate import DIMENSION_SETS, METRICS, NAMESPACE
 from llmops import instances
 from llmops.settings import StackSettings
@@ -356,7 +356,11 @@ def test_key_admits_only_the_services_that_use_it(full):
 def test_offline_plan_records_where_lambda_code_comes_from():
     from llmops.offline import clean
 
-    code = pulumi.AssetArchive({"notifier": pulumi.FileArchive(str(LAMBDAS / "notifier"))})
-    assert clean({"code": code}) == {
-        "code": {"archive": {"notifier": {"archive": {"path": "lambdas/notifier"}}}}
+    assert clean({"code": lambda_code("notifier")}) == {
+        "code": {
+            "archive": {
+                "notifier/__init__.py": {"asset": {"path": "lambdas/notifier/__init__.py"}},
+                "notifier/handler.py": {"asset": {"path": "lambdas/notifier/handler.py"}},
+            }
+        }
     }

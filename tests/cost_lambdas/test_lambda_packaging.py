@@ -66,6 +66,16 @@ def test_packages_are_the_pinned_releases_built_for_the_lambda_platform(folder):
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
+def test_zip_holds_the_sources_and_no_bytecode(folder):
+    """Bytecode caches differ between machines (and Python versions): with them in the zip, a
+    deploy from another machine would update the function for nothing."""
+    entries = zip_entries(lambda_code(folder))
+    sources = {f"{folder}/{p.name}" for p in (LAMBDAS / folder).glob("*.py")}
+    assert f"{folder}/handler.py" in sources and sources <= set(entries)
+    assert not [e for e in entries if "__pycache__" in e or e.endswith(".pyc")]
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
 def test_each_handler_imports_from_its_zip_and_the_lambda_runtime_alone(folder, tmp_path):
     archive = tmp_path / "code.zip"
     packaged = set()
