@@ -243,7 +243,6 @@ class CostAlarms(pulumi.ComponentResource):
             runtime=RUNTIME,
             architectures=["arm64"],
             handler=f"{folder}.handler.handler",
-            # The zip holds the folder itself, so the handler's relative imports work (lambdas/__init__.py).
             code=lambda_code(folder),
             timeout=timeout,
             memory_size=memory_size,
