@@ -94,7 +94,11 @@ class Gateway(pulumi.ComponentResource):
         self.database_endpoint = database.address
 
         master_key = random.RandomPassword(
-            f"{name}-master-key", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-master-key-random",
+            length=48,
+            special=False,
+            # Renamed from {name}-master-key (the Secret's name): the alias keeps the generated key.
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-master-key")]),
         )
         vllm_key = args.vllm_api_key
         if vllm_key is None:

@@ -1,8 +1,10 @@
 """The offline engine: run `__main__.py` under Pulumi's mocks and record what it declares.
 
 No Pulumi CLI, no cloud: Pulumi's own mock runtime stands in for the engine, `llmops.fakes`
-for the providers. Each resource is recorded as {type, name, parent, inputs}; secret inputs
-are masked, so a recorded plan never holds a secret value.
+for the providers. Each resource is recorded with what `pulumi preview` knows of it: type, name,
+URN, parent, inputs, the outputs the provider computes (ARNs, URLs), its dependencies (explicit
+`dependsOn` and through its inputs), its protect flag and its provider. Secret values are
+masked, so a recorded plan never holds a secret.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from llmops import PROJECT_DIR, fakes
 from llmops.errors import LlmopsError
 
 SECRET_MASK = "[secret]"
+# Computed outputs that are secret whatever the resource (never written to a plan).
+SECRET_OUTPUTS = {"result", "bcryptHash", "secretString", "password", "privateKeyPem", "privateKeyOpenssh",
+                  "privateKeyPemPkcs8"}  # fmt: skip
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker of a secret value
 _lock = threading.Lock()  # the Pulumi runtime is process-global: one program at a time
 
@@ -34,6 +39,8 @@ class RecordedPlan:
     resources: list[dict[str, Any]] = field(default_factory=list)
     invokes: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """What checks of the plan need from the stack's settings (region, classification, residency)."""
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [r for r in self.resources if r["type"] == type_]
@@ -47,6 +54,7 @@ class RecordedPlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "settings": self.settings,
             "resources": self.resources,
             "invokes": self.invokes,
             "outputs": self.outputs,
@@ -84,18 +92,19 @@ def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, plan: RecordedPlan, region: str, parents: dict[tuple[str, str], str | None]):
-        self.plan, self.region, self.parents = plan, region, parents
+    def __init__(self, plan: RecordedPlan, region: str):
+        self.plan, self.region = plan, region
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         rid, state = fakes.resource_state(args.typ, args.name, args.inputs, self.region)
+        computed = {k: v for k, v in state.items() if k not in args.inputs and k not in SECRET_OUTPUTS}
         self.plan.resources.append(
             {
                 "type": args.typ,
                 "name": args.name,
                 "id": rid,  # what other resources' inputs refer to (bucket ids, subnet ids, ...)
-                "parent": self.parents.get((args.typ, args.name)),
                 "inputs": clean(args.inputs),
+                "outputs": clean(computed),  # what the provider computes: ARNs, URLs, endpoints
             }
         )
         return rid, state
@@ -108,6 +117,58 @@ class _Mocks(pulumi.runtime.Mocks):
         return fake(args.args, self.region)
 
 
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Pulumi's mock monitor, keeping what the engine learns of each resource beyond its inputs:
+    URN, parent, dependencies (explicit and per input property), protect flag and provider."""
+
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.registrations: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations[response.urn] = {
+                "parent": request.parent or None,
+                "dependencies": list(request.dependencies),
+                "propertyDependencies": {k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                "protect": bool(request.protect),
+                "provider": request.provider or None,
+            }
+        return response
+
+
+def _link(plan: RecordedPlan, registrations: dict[str, dict[str, Any]]) -> None:
+    """Merge the engine's view into the recorded resources. Resources are named by their logical
+    name (unique in this program, checked here), so a plan reads without URNs."""
+    names = [r["name"] for r in plan.resources]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise LlmopsError(
+            f"{plan.stack}: resource names must be unique in a plan; repeated: {', '.join(repeated)}"
+        )
+    name_of = {urn: urn.rsplit("::", 1)[-1] for urn in registrations}
+    urn_of = {(urn.split("::")[2].split("$")[-1], name): urn for urn, name in name_of.items()}
+
+    def named(urns) -> list[str]:
+        return sorted({name_of[u] for u in urns if u in name_of})
+
+    for resource in plan.resources:
+        urn = urn_of[(resource["type"], resource["name"])]
+        reg = registrations[urn]
+        through_inputs = {u for urns in reg["propertyDependencies"].values() for u in urns}
+        provider = reg["provider"]  # a provider reference is "<urn>::<id>"
+        resource.update(
+            urn=urn,
+            parent=name_of.get(reg["parent"]),
+            dependsOn=named(set(reg["dependencies"]) - through_inputs),
+            dependencies=named(reg["dependencies"]),
+            propertyDependencies={k: named(v) for k, v in sorted(reg["propertyDependencies"].items()) if v},
+            protect=reg["protect"],
+            provider=name_of.get(provider.rsplit("::", 1)[0]) if provider else None,
+        )
+
+
 def _config_map(config: dict[str, Any]) -> dict[str, str]:
     """Pulumi hands config to programs as strings; structured values as JSON."""
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
@@ -116,16 +177,10 @@ def _config_map(config: dict[str, Any]) -> dict[str, str]:
 def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan:
     """Run the project's `__main__.py` under mocks with the given config; return what it declared."""
     plan = RecordedPlan(stack=stack)
-    parents: dict[tuple[str, str], str | None] = {}
-
-    def record_parent(args: pulumi.ResourceTransformationArgs):
-        parent = args.opts.parent if args.opts else None
-        parents[(args.type_, args.name)] = getattr(parent, "_name", None)
-        return None
-
+    mocks = _Mocks(plan, region)
+    monitor = _RecordingMonitor(mocks)
     with _lock:
-        pulumi_mocks.set_mocks(_Mocks(plan, region, parents), project="llmops", stack=stack, preview=False)
-        pulumi.runtime.register_stack_transformation(record_parent)
+        pulumi_mocks.set_mocks(mocks, project="llmops", stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(_config_map(config))
         if str(PROJECT_DIR) not in sys.path:
             sys.path.insert(0, str(PROJECT_DIR))
@@ -136,6 +191,7 @@ def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan
             raise LlmopsError(f"{stack}: {err}") from None
         root = pulumi.runtime.settings.get_root_resource()
         plan.outputs = {k: _resolve(v) for k, v in (root.outputs if root else {}).items()}
+    _link(plan, monitor.registrations)
     # Registration order depends on asyncio scheduling; sorted, plans diff cleanly between runs.
     plan.resources.sort(key=lambda r: (r["name"], r["type"]))
     plan.invokes.sort(key=lambda i: json.dumps(i, sort_keys=True))

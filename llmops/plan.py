@@ -61,6 +61,12 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     config = read_stack_file(path)
     settings = from_config(config, source=str(path))  # exit 2 with every problem, before any resource
     plan = run_program(name, config, settings.region)
+    plan.settings = {
+        "environment": settings.environment,
+        "region": settings.region,
+        "dataClassification": settings.data_classification,
+        "allowedRegions": list(settings.allowed_regions),
+    }
     out_dir = build_dir / name
     write_outputs(plan, out_dir)
     doc = plan.to_dict()

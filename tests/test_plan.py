@@ -20,7 +20,11 @@ def test_plan_json_holds_the_foundation_of_every_stack(plans):
         doc = json.loads((result.out_dir / "plan.json").read_text())
         assert doc["stack"] == name
         types = [r["type"] for r in doc["resources"]]
-        assert set(doc["resources"][0]) == {"type", "name", "id", "parent", "inputs"}
+        assert set(doc["resources"][0]) == {
+            "type", "name", "urn", "id", "parent", "inputs", "outputs", "dependsOn", "dependencies",
+            "propertyDependencies", "protect", "provider",
+        }  # fmt: skip
+        assert doc["settings"]["region"] == result.settings.region
         assert types.count("aws:eks/cluster:Cluster") == 1
         cluster_addons = [
             r
@@ -47,6 +51,24 @@ def test_every_resource_but_the_platform_has_a_recorded_parent(plans):
     assert all(r["parent"] in names for r in resources if r["parent"])
     vpc = plans["prod"].plan.named("llmops-prod-network-vpc")
     assert vpc["parent"] == "llmops-prod-network"
+
+
+def test_plan_records_protection_providers_and_dependencies(plans):
+    """What a reviewer (and `llmops verify`) needs beyond inputs, as the engine reports it."""
+    for name, result in plans.items():
+        by_name = {r["name"]: r for r in result.plan.resources}
+        database = next(r for r in by_name.values() if r["type"] == "aws:rds/instance:Instance")
+        assert database["protect"] is result.settings.deletion_protection, name
+        deployment = by_name[f"llmops-{name}-gateway-deployment"]
+        assert deployment["provider"] == f"llmops-{name}-cluster-k8s"
+        assert by_name[f"llmops-{name}-network-vpc"]["provider"] == f"llmops-{name}-aws"
+        # Through inputs: the cluster's role ARN; explicit: the control-plane log group.
+        cluster = by_name[f"llmops-{name}-cluster-eks"]
+        assert cluster["propertyDependencies"]["roleArn"] == [f"llmops-{name}-cluster-role"]
+        assert f"llmops-{name}-cluster-control-plane-logs" in cluster["dependsOn"]
+        assert set(cluster["dependsOn"]) | {
+            d for v in cluster["propertyDependencies"].values() for d in v
+        } == set(cluster["dependencies"])
 
 
 def test_manifests_are_written_one_file_per_object(plans):
