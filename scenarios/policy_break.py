@@ -173,6 +173,17 @@ def outside_region(plan: dict[str, Any], config: dict[str, Any]) -> list[str]:
     return [inject(plan, "aws:sqs/queue:Queue", "broken-far-queue", {"region": region})]
 
 
+def resource_region(plan: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """pulumi-aws v7: a regional resource's own region input overrides its provider's."""
+    allowed = next((v.get("allowedRegions") for v in config.values() if isinstance(v, dict)), None) or []
+    region = next(r for r in ("eu-west-1", "us-east-1", "me-central-1") if r not in allowed)
+    buckets = of(plan, "aws:s3/bucket:Bucket")
+    if buckets:
+        buckets[0]["inputs"]["region"] = region
+        return [buckets[0]["name"]]
+    return [inject(plan, "aws:sqs/queue:Queue", "broken-far-queue", {"region": region})]
+
+
 def gateway_stores_prompts(plan: dict[str, Any]) -> list[str]:
     import yaml
 
@@ -253,7 +264,8 @@ def main() -> int:
         "privileged-container": privileged_container,
         "gateway-stores-prompts": gateway_stores_prompts,
     }
-    names = outside_region(plan, config) if brk == "outside-region" else breaks[brk](plan)
+    regional = {"outside-region": outside_region, "resource-region": resource_region}
+    names = regional[brk](plan, config) if brk in regional else breaks[brk](plan)
     Path(out).write_text(json.dumps(plan))
     print(",".join(dict.fromkeys(names)))
     return 0

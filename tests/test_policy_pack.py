@@ -76,6 +76,48 @@ def test_entry_point_builds_the_pack_with_every_policy(monkeypatch):
     assert built["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
 
 
+# Rules whose verdict a stack setting decides, with the keys (README's settings table) to change.
+EXPECTED_SETTINGS = {
+    "eks-endpoint-private": ("llmops:cluster.endpointPublicAccess",),
+    "eks-endpoint-not-open-to-internet": (
+        "llmops:cluster.endpointPublicAccess",
+        "llmops:cluster.publicAccessCidrs",
+    ),
+    "gateway-pii-guardrail": ("llmops:gateway.piiGuardrail", "llmops:gateway.piiPatterns"),
+    "gateway-message-logging-off": ("llmops:gateway.messageLogging",),
+    "nodepool-gpu-limit": ("llmops:gpuPools[].maxGpus",),
+    "resources-in-allowed-regions": ("aws:region", "llmops:allowedRegions"),
+}
+
+
+def settings_keys() -> set[str]:
+    from llmops.settings.reference import rows
+    from llmops.settings.stack import StackSettings
+
+    return {row.split("`")[1] for row in rows(StackSettings, "llmops:")}
+
+
+def test_rule_settings_name_real_stack_settings():
+    keys = settings_keys()
+    rules = {r.name: r for r in pack().rules()}
+    for rule in rules.values():
+        assert set(rule.setting) <= keys, f"{rule.id}: unknown setting {set(rule.setting) - keys}"
+        assert len(set(rule.setting)) == len(rule.setting), rule.id
+    for name, setting in EXPECTED_SETTINGS.items():
+        assert rules[name].setting == setting, name
+    assert sum(bool(r.setting) for r in rules.values()) >= 15
+
+
+def test_catalogue_shows_each_rules_settings():
+    table = catalogue.catalogue_table().splitlines()
+    assert "| Stack setting |" in table[0]
+    column = table[0].strip("|").split("|").index(" Stack setting ")
+    for rule in pack().rules():
+        row = next(line for line in table if line.startswith(f"| {rule.id} |"))
+        assert row.strip("|").split(" | ")[column].strip() == ", ".join(f"`{k}`" for k in rule.setting)
+    assert "`llmops:cluster.endpointPublicAccess`" in (POLICIES_DIR / "README.md").read_text()
+
+
 def test_readme_catalogue_and_configs_match_the_rules():
     assert catalogue.stale() == [], "run `python -m llmops.policy configs` and commit the result"
     text = (POLICIES_DIR / "README.md").read_text()
@@ -131,7 +173,8 @@ def plan_file(tmp_path: Path):
 def test_check_passes_a_compliant_plan(plan_file, capsys):
     assert main(["check", plan_file(compliant_plan())]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "0 mandatory" in out and "regulated (provider aws default tag data-classification)" in out
+    assert "0 mandatory" in out
+    assert "regulated, allowed regions any (provider aws default tag data-classification)" in out
 
 
 def test_check_fails_and_names_the_resource_as_json(plan_file, capsys):
@@ -147,6 +190,24 @@ def test_check_fails_and_names_the_resource_as_json(plan_file, capsys):
         "level": "mandatory",
     }.items() <= doc["violations"][0].items()
     assert set(doc["violations"][0]) >= {"policy", "resource", "type", "level", "message"}
+
+
+def test_violations_carry_the_fix_and_the_setting_as_text_and_json(plan_file, capsys):
+    plan = compliant_plan()
+    find(plan, "cluster-eks")["inputs"]["vpcConfig"]["endpointPublicAccess"] = True
+    rule = next(r for r in pack().rules() if r.name == "eks-endpoint-private")
+    path = plan_file(plan)
+    assert main(["check", path, "--json"]) == EXIT_NOT_FOUND
+    doc = json.loads(capsys.readouterr().out)
+    hit = next(v for v in doc["violations"] if v["policy"] == rule.name)
+    assert hit["remediation"] == rule.remediation
+    assert hit["setting"] == ["llmops:cluster.endpointPublicAccess"]
+    assert all("remediation" in v and isinstance(v["setting"], list) for v in doc["violations"])
+    assert main(["check", path]) == EXIT_NOT_FOUND
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if rule.id in line)
+    assert lines[at + 2].strip() == f"fix: {rule.remediation}"
+    assert lines[at + 3].strip() == "setting: llmops:cluster.endpointPublicAccess"
 
 
 def test_advisory_only_violations_exit_zero(plan_file, capsys):

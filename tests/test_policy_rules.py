@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmops.policy import evaluate_plan, pack_config
+from llmops.policy import evaluate_plan, format_violations, pack_config
 from llmops.policy.catalogue import config_document
 from llmops.policy.engine import pack
 from tests.policy_fixture import (
@@ -810,6 +810,30 @@ def test_fails_when_broken(case: Case):
     )
     assert all(" must " in v.message for v in hits)
     assert not any("TOPSECRET" in v.message for v in found), "a secret value was echoed"
+
+
+RULES = {r.name: r for r in pack().rules()}
+ONE_CASE_PER_RULE = list({c.rule: c for c in reversed(CASES)}.values())
+
+
+@pytest.mark.parametrize("case", ONE_CASE_PER_RULE, ids=str)
+def test_violation_says_how_to_fix_it(case: Case):
+    """Every violation carries its rule's remediation and the stack settings to change (the JSON
+    report's remediation and setting fields), and the text report prints both under it."""
+    plan = compliant_plan()
+    case.breaks(plan)
+    rule = RULES[case.rule]
+    hits = [v for v in violations(plan) if v.policy == case.rule]
+    assert hits, case
+    for v in hits:
+        doc = json.loads(json.dumps(v.to_dict()))
+        assert doc["remediation"] == rule.remediation and doc["setting"] == list(rule.setting)
+    text = format_violations(hits).splitlines()
+    assert text.count(f"          fix: {rule.remediation}") == len(hits)
+    if rule.setting:
+        assert text.count(f"          setting: {', '.join(rule.setting)}") == len(hits)
+    else:
+        assert not any(line.strip().startswith("setting:") for line in text)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.unknown], ids=str)

@@ -64,7 +64,9 @@ def test_info_lists_every_policy_with_its_metadata(analyzer):
     assert info.name == "llmops-policies" and {p.name for p in info.policies} == set(rules)
     for policy in info.policies:
         rule = rules[policy.name]
-        assert policy.remediation_steps == rule.remediation and policy.framework.reference == rule.id
+        assert policy.remediation_steps == rule.remediation_steps and policy.framework.reference == rule.id
+        assert rule.remediation in policy.remediation_steps
+        assert all(key in policy.remediation_steps for key in rule.setting)
         assert "dataClassification" in policy.configSchema.properties
 
 

@@ -2,7 +2,8 @@
 
 Public surface for other commands (`llmops plan` calls these):
     evaluate_plan(plan, config=None) -> list[Violation]
-    format_violations(violations, classification=None) -> str
+    format_violations(violations, classification=None) -> str   (with each rule's fix and setting)
+    infer_config(plan) -> (config, source)                  (the plan's settings, else its tags)
     pack_config(classification, allowed_regions) -> dict   (a --policy-pack-config document)
     stack_config(stack, classification, allowed_regions)  (policies/config.<stack>.json if it fits)
     load_plan(path) -> dict                                 (exit 2 on an invalid plan)
@@ -38,18 +39,13 @@ def pack_config(
 
 
 def stack_config(stack: str, classification: str, allowed_regions: list[str] | None = None) -> dict[str, Any]:
-    """The pack config for a stack: policies/config.<stack>.json when it exists and matches the stack's
-    classification (it may carry per-environment overrides), else the generated default."""
-    import json
+    """The pack config for a stack: policies/config.<stack>.json when it exists and is for the stack's
+    classification (it may carry per-environment overrides), with a non-empty `allowed_regions`
+    replacing the file's, so the stack's own residency setting wins over a stale file; else the
+    generated default for the classification and regions."""
+    from llmops.policy.engine import stack_config_source
 
-    from llmops.policy.catalogue import config_path
-
-    path = config_path(stack)
-    if path.is_file():
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if all(isinstance(v, dict) and v.get("dataClassification") == classification for v in doc.values()):
-            return doc
-    return pack_config(classification, allowed_regions)
+    return stack_config_source(stack, classification, allowed_regions)[0]
 
 
 def add_parser(subparsers: Any) -> None:

@@ -34,7 +34,7 @@ def _cell(text: str) -> str:
 def catalogue_table() -> str:
     mod = pack()
     classes = mod._rule.CLASSIFICATIONS
-    head = ["ID", "Name", "What it checks", *classes, "Severity", "Anchors"]
+    head = ["ID", "Name", "What it checks", *classes, "Severity", "Stack setting", "Anchors"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rule in mod.rules():
         what = rule.description.removeprefix("Checks whether ")
@@ -44,6 +44,7 @@ def catalogue_table() -> str:
             what[0].upper() + what[1:],
             *(rule.levels[c] for c in classes),
             rule.severity,
+            ", ".join(f"`{k}`" for k in rule.setting),
             "; ".join(str(a) for a in rule.anchors),
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

@@ -35,8 +35,9 @@ def add_parser(subparsers: Any) -> None:
     check.add_argument("--json", action="store_true", help='print {"violations": [...]} instead of text')
     check.add_argument(
         "--config",
-        help="a --policy-pack-config file (policies/config.<env>.json); default: "
-        "the classification from the plan's AWS provider default tags",
+        help="a --policy-pack-config file (policies/config.<env>.json); default: the plan's settings "
+        "(dataClassification, allowedRegions) with policies/config.<stack>.json's overrides when it is "
+        "for the same classification; plans without settings: the AWS provider's default tags",
     )
     check.set_defaults(func=run_check)
 
@@ -69,11 +70,15 @@ def load_config(path: str) -> dict[str, Any]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from llmops.policy.engine import evaluate_plan, format_violations, infer_config
+    from llmops.policy.engine import config_mismatch, describe, evaluate_plan, format_violations, infer_config
 
     plan = load_plan(args.plan)
     if args.config:
-        config, source = load_config(args.config), args.config
+        config = load_config(args.config)
+        source = describe(config, args.config)
+        # The file is what was asked for; say so when it is not the plan's own stack settings.
+        for problem in config_mismatch(config, plan):
+            print(f"warning: {args.config}: {problem}", file=sys.stderr)
     else:
         config, source = infer_config(plan)
     violations = evaluate_plan(plan, config)

@@ -10,6 +10,8 @@ defaults, then the policy's own entry; the enforcement level comes from the poli
 from __future__ import annotations
 
 import importlib
+import json
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ from pulumi_policy.proxy import unknown_checking_proxy
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
 AWS_PROVIDER = "pulumi:providers:aws"
 TAG = "data-classification"
+# Stack names that may name a policies/config.<stack>.json (Pulumi's characters; no path separator).
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def pack():
@@ -48,9 +52,14 @@ class Violation:
     level: str  # mandatory | advisory
     severity: str
     message: str
+    remediation: str = ""  # the rule's remediation
+    # Stack settings that decide the verdict (llmops:cluster.endpointPublicAccess); () when the fix is code.
+    setting: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["setting"] = list(self.setting)
+        return out
 
 
 def _opts(parent_urn: str | None) -> PolicyResourceOptions:
@@ -95,11 +104,26 @@ class _Plan:
 
 
 def infer_config(plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Pack config for a plan without one: the classification from the AWS provider's default tags
-    (else regulated, the strictest), allowedRegions from the plan's `allowedRegions` if present."""
+    """The pack config for a plan checked without --config, and where it came from (one line).
+
+    In order: the plan's own `policyConfig` document, used as is; the plan's `settings` (what
+    `llmops plan` records from the stack file: dataClassification and allowedRegions), through
+    `stack_config`, so policies/config.<stack>.json supplies its per-environment overrides when it
+    is for the same classification, and the plan's allowedRegions, when it sets any, replace the
+    file's; for plans without settings, the classification from the AWS provider's
+    data-classification default tag (else regulated, the strictest) and allowedRegions from a
+    top-level `allowedRegions`.
+    A `settings` block that is not what `llmops plan` writes is an error (exit 2), never ignored.
+    """
     mod = pack()
     if isinstance(plan.get("policyConfig"), dict):
-        return plan["policyConfig"], "the plan's policyConfig"
+        return plan["policyConfig"], describe(plan["policyConfig"], "the plan's policyConfig")
+    settings = plan_settings(plan)
+    if "dataClassification" in settings:
+        classification = settings["dataClassification"]
+        regions = settings.get("allowedRegions", [])
+        config, origin = stack_config_source(str(plan.get("stack") or ""), classification, regions)
+        return config, describe(config, f"the plan's settings; {origin}")
     classification, source = "regulated", "default (no data-classification tag found)"
     for res in plan["resources"]:
         if res.get("type") == AWS_PROVIDER:
@@ -107,8 +131,107 @@ def infer_config(plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
             if tags.get(TAG) in mod._rule.CLASSIFICATIONS:
                 classification, source = tags[TAG], f"provider {res['name']} default tag {TAG}"
                 break
-    regions = plan.get("allowedRegions") or []
-    return mod.pack_config(classification, list(regions)), f"{classification} ({source})"
+    regions = settings.get("allowedRegions", plan.get("allowedRegions") or [])
+    config = mod.pack_config(classification, list(regions))
+    return config, describe(config, source)
+
+
+def plan_settings(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's `settings` block, checked: {} when absent; LlmopsError (exit 2) when malformed, since
+    ignoring it would check the plan against the wrong regions without a word."""
+    from llmops.errors import EXIT_USAGE, LlmopsError
+
+    settings = plan.get("settings")
+    if settings is None:
+        return {}
+    classes = pack()._rule.CLASSIFICATIONS
+    problems = []
+    if not isinstance(settings, dict):
+        problems.append(
+            "settings: must be an object {environment, region, dataClassification, allowedRegions}"
+        )
+    else:
+        value = settings.get("dataClassification")
+        if "dataClassification" in settings and value not in classes:
+            problems.append(
+                f"settings.dataClassification: must be one of {', '.join(classes)} (got {value!r})"
+            )
+        regions = settings.get("allowedRegions")
+        if "allowedRegions" in settings and not (
+            isinstance(regions, list) and all(isinstance(r, str) and r for r in regions)
+        ):
+            problems.append("settings.allowedRegions: must be a list of region names")
+    if problems:
+        raise LlmopsError("\n".join(f"plan: {p}" for p in problems), EXIT_USAGE)
+    return settings
+
+
+def stack_config_source(
+    stack: str, classification: str, allowed_regions: list[str] | None = None
+) -> tuple[dict[str, Any], str]:
+    """`llmops.policy.stack_config`, with a note saying which document it is.
+
+    policies/config.<stack>.json is used when every entry is for `classification` (its enforcement
+    levels were generated for one classification), with a non-empty `allowed_regions` replacing the
+    file's allowedRegions: the stack's own residency setting wins over a stale file. An empty list
+    is the stack setting's default ("any region"), which says nothing, so it does not lift a
+    restriction the file holds. Otherwise the config is generated from the classification and
+    regions.
+    """
+    from llmops.errors import EXIT_USAGE, LlmopsError
+    from llmops.policy.catalogue import config_path
+
+    regions = list(allowed_regions or [])
+    if not STACK_NAME.fullmatch(stack):
+        return pack().pack_config(classification, regions), "generated: the plan names no stack"
+    path = config_path(stack)
+    shown = f"policies/{path.name}"
+    if not path.is_file():
+        return pack().pack_config(classification, regions), f"generated: no {shown}"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise LlmopsError(f"{path}: cannot read policy config ({err})", EXIT_USAGE) from err
+    entries = list(doc.values()) if isinstance(doc, dict) else []
+    if not entries or not all(
+        isinstance(v, dict) and v.get("dataClassification") == classification for v in entries
+    ):
+        return pack().pack_config(classification, regions), f"generated: {shown} is not for {classification}"
+    if all(v.get("allowedRegions", []) == regions for v in entries):
+        return doc, shown
+    if not regions:
+        return doc, f"{shown}; the stack sets no allowedRegions"
+    doc = {k: {**v, "allowedRegions": regions} for k, v in doc.items()}
+    return doc, f"{shown} with the plan's allowedRegions"
+
+
+def describe(config: dict[str, Any], origin: str) -> str:
+    """One line: classification, allowed regions, and where they came from."""
+    entries = [v for v in config.values() if isinstance(v, dict)]
+    classes = sorted({str(v["dataClassification"]) for v in entries if v.get("dataClassification")})
+    regions = sorted({", ".join(v.get("allowedRegions") or []) for v in entries})
+    classification = " / ".join(classes) or "from provider tags"
+    allowed = " / ".join(r or "any" for r in regions) or "any"
+    return f"{classification}, allowed regions {allowed} ({origin})"
+
+
+def config_mismatch(config: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    """How a --config document disagrees with the plan's own settings (a stale or another stack's
+    file): a different classification, or allowedRegions other than the ones the stack sets."""
+    settings = plan_settings(plan)
+    entries = [v for v in config.values() if isinstance(v, dict)]
+    out = []
+    want = settings.get("dataClassification")
+    got = sorted({str(v["dataClassification"]) for v in entries if v.get("dataClassification")})
+    if want and got and got != [want]:
+        out.append(f"dataClassification {' / '.join(got)}, but the plan's settings say {want}")
+    want_regions = list(settings.get("allowedRegions") or [])
+    got_regions = sorted({", ".join(v.get("allowedRegions") or []) or "any" for v in entries})
+    if want_regions and got_regions and got_regions != [", ".join(want_regions)]:
+        out.append(
+            f"allowedRegions {' / '.join(got_regions)}, but the plan's settings say {', '.join(want_regions)}"
+        )
+    return out
 
 
 def _provider_tags(inputs: dict[str, Any]) -> dict[str, str]:
@@ -166,7 +289,19 @@ def evaluate_plan(plan: dict[str, Any], config: dict[str, Any] | None = None) ->
         def report(message: str, urn: str | None = None) -> None:
             target = view.by_urn.get(urn or "") or default
             name, rtype = (target["name"], target["type"]) if target else ("(stack)", "pulumi:pulumi:Stack")
-            found.append(Violation(rule.name, rule.id, name, rtype, level, rule.severity, message))
+            found.append(
+                Violation(
+                    rule.name,
+                    rule.id,
+                    name,
+                    rtype,
+                    level,
+                    rule.severity,
+                    message,
+                    rule.remediation,
+                    rule.setting,
+                )
+            )
 
         return report
 
@@ -238,11 +373,16 @@ def _stack_resources(view: _Plan, providers: dict[str, PolicyProviderResource]) 
 
 
 def format_violations(violations: list[Violation], classification: str | None = None) -> str:
-    """Human-readable report: one block per violation, mandatory first, then a summary line."""
+    """Human-readable report: one block per violation (what is wrong, the rule's fix, the stack
+    settings to change when there are some), mandatory first, then a summary line."""
     lines = []
     for v in violations:
         lines.append(f"{v.level.upper():9} {v.id} {v.policy} [{v.severity}]  {v.type} {v.resource}")
         lines.append(f"          {v.message}")
+        if v.remediation:
+            lines.append(f"          fix: {v.remediation}")
+        if v.setting:
+            lines.append(f"          setting: {', '.join(v.setting)}")
     mandatory = sum(v.level == "mandatory" for v in violations)
     advisory = sum(v.level == "advisory" for v in violations)
     suffix = f" (classification {classification})" if classification else ""

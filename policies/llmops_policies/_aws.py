@@ -178,9 +178,48 @@ def principals(statement: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+# ---------------------------------------------------------------- regions
+
+# pulumi-aws modules whose resources live in no region (their API is global, whatever the
+# provider's region): IAM, Route 53 (hosted zones, records, health checks; its Resolver and Profiles
+# are regional), CloudFront, Budgets, Cost Explorer, Organizations, and a few more global services.
+GLOBAL_MODULES = frozenset(
+    {
+        "iam",
+        "route53",
+        "route53domains",
+        "cloudfront",
+        "budgets",
+        "costexplorer",
+        "organizations",
+        "globalaccelerator",
+        "waf",
+    }
+)
+REGIONAL_ROUTE53 = ("resolver", "profiles")
+# ARN service namespaces of global services. Their real ARNs carry no region
+# (arn:aws:iam::123456789012:role/x); one that does is a fake (offline mocks name Cost Explorer ARNs
+# after the module, costexplorer) and says nothing about where data lives.
+GLOBAL_ARN_SERVICES = GLOBAL_MODULES | {"sts", "ce"}
+
+
+def is_global_type(rtype: str) -> bool:
+    """Whether a pulumi-aws type token names a global resource (no region of its own)."""
+    module_path = rtype.split(":")[1] if rtype.count(":") >= 2 else ""
+    module, _, kind = module_path.partition("/")
+    if not rtype.startswith("aws:") or module not in GLOBAL_MODULES:
+        return False
+    return not (module == "route53" and kind.startswith(REGIONAL_ROUTE53))
+
+
 def region_of_arn(value: Any) -> str | None:
+    """The region an ARN's resource lives in; None for region-less ARNs (S3 buckets, IAM) and for ARNs
+    of global services (including WAFv2's CloudFront scope, arn:aws:wafv2:us-east-1:...:global/...)."""
     if isinstance(value, str):
         m = ARN_REGION.match(value)
-        if m:
+        if m and m.group(1) not in GLOBAL_ARN_SERVICES:
+            rest = value[m.end() :]
+            if m.group(1) == "wafv2" and rest.partition(":")[2].startswith("global/"):
+                return None
             return m.group(2)
     return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ M, A, D = "mandatory", "advisory", "disabled"
 # Strictest wins when nothing says otherwise (no config, no data-classification tag).
 DEFAULT_CLASSIFICATION = "regulated"
 TAG = "data-classification"
+# A stack-file key: llmops:cluster.endpointPublicAccess, llmops:gpuPools[].maxGpus, aws:region.
+SETTING_KEY = re.compile(r"^(llmops|aws):[a-z][A-Za-z0-9]*(\[\])?(\.[a-z][A-Za-z0-9]*(\[\])?)*$")
 
 SHARED_SCHEMA = {
     "dataClassification": {
@@ -86,12 +89,22 @@ class Rule:
     types: tuple[str, ...] = ()
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
     area: str = ""
+    # The stack settings (README's settings table: `llmops:cluster.endpointPublicAccess`, `aws:region`)
+    # that decide what this rule checks, when the fix is a stack-file change rather than code.
+    setting: tuple[str, ...] = ()
 
     def level_for(self, classification: str) -> str:
         return self.levels[classification]
 
     def defaults(self) -> dict[str, Any]:
         return {k: v["default"] for k, v in self.config.items() if "default" in v}
+
+    @property
+    def remediation_steps(self) -> str:
+        """The remediation with the stack settings to change, as the Pulumi CLI shows it."""
+        if not self.setting:
+            return self.remediation
+        return f"{self.remediation} Stack setting: {', '.join(self.setting)}."
 
 
 RULES: list[Rule] = []
@@ -100,7 +113,13 @@ RULES: list[Rule] = []
 def _register(kind: str, **meta: Any) -> Callable[[Callable], Callable]:
     def wrap(fn: Callable) -> Callable:
         area = fn.__module__.rsplit(".", 1)[-1]
-        rule = Rule(check=fn, kind=kind, area=area, **meta)
+        setting = meta.pop("setting", ())
+        setting = (setting,) if isinstance(setting, str) else tuple(setting)
+        rule = Rule(check=fn, kind=kind, area=area, setting=setting, **meta)
+        if any(not SETTING_KEY.match(s) for s in rule.setting):
+            raise ValueError(
+                f"{rule.id}: setting must name stack settings like llmops:cluster.endpointPublicAccess"
+            )
         if not rule.description.startswith("Checks whether "):
             raise ValueError(f"{rule.id}: description must start 'Checks whether '")
         if any(r.id == rule.id or r.name == rule.name for r in RULES):
@@ -303,7 +322,7 @@ def to_policy(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
         severity=Severity(rule.severity),
         framework=_framework(rule),
         tags=[rule.id, rule.area],
-        remediation_steps=rule.remediation,
+        remediation_steps=rule.remediation_steps,
     )
     if rule.kind == "resource":
 

@@ -18,6 +18,11 @@ INSTANCE_KEYS = ("node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance
 @resource_rule(
     id="LLMOPS-COST-001",
     name="gpu-instance-types-allowed",
+    setting=(
+        "llmops:gpuPools[].instanceFamilies",
+        "llmops:gpuPools[].instanceTypes",
+        "llmops:cluster.systemNodes.instanceType",
+    ),
     description="Checks whether Karpenter NodePools and EKS node groups ask only for allowed instance "
     "families.",
     severity="high",
@@ -54,6 +59,7 @@ def gpu_types(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-COST-002",
     name="nodepool-gpu-limit",
+    setting="llmops:gpuPools[].maxGpus",
     description="Checks whether every GPU NodePool has a nvidia.com/gpu limit no higher than maxGpusPerPool, "
     "the hard ceiling on what the pool can cost.",
     severity="high",
@@ -84,6 +90,7 @@ def gpu_limit(res: Res, ctx: Ctx) -> Iterator[str]:
 @stack_rule(
     id="LLMOPS-COST-003",
     name="budget-with-notifications",
+    setting="llmops:costAlarms.gpuMonthlyBudgetUsd",
     description="Checks whether the stack declares an AWS Budget with at least one notification.",
     severity="medium",
     remediation="Declare an aws.budgets.Budget on GPU spend (cost-allocation tag filter) with ACTUAL and "

@@ -33,6 +33,7 @@ def _modes(guardrail: Mapping[str, Any]) -> list[str]:
 @resource_rule(
     id="LLMOPS-GW-001",
     name="gateway-pii-guardrail",
+    setting=("llmops:gateway.piiGuardrail", "llmops:gateway.piiPatterns"),
     description="Checks whether the gateway runs LiteLLM's content filter in pre_call mode, on by default, "
     "masking or blocking the required PII patterns before prompts leave the platform.",
     severity="critical",
@@ -95,6 +96,7 @@ def no_prompt_storage(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-GW-003",
     name="gateway-message-logging-off",
+    setting="llmops:gateway.messageLogging",
     description="Checks whether the gateway keeps message content out of every logging callback "
     "(litellm_settings.turn_off_message_logging true).",
     severity="high",
@@ -155,6 +157,7 @@ DEFAULT_API_BASES = [".svc.cluster.local", ".svc", "api.openai.com", "api.anthro
 @resource_rule(
     id="LLMOPS-GW-005",
     name="gateway-providers-allowlisted",
+    setting=("llmops:gateway.externalProviders", "llmops:gateway.allowExternalProviders"),
     description="Checks whether every model in the gateway config uses an allowed provider and API base, and "
     "Bedrock models an allowed region.",
     severity="high",
@@ -253,6 +256,7 @@ def vllm_api_key(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-GW-007",
     name="vllm-no-trust-remote-code",
+    setting="llmops:models[].extraArgs",
     description="Checks whether vLLM servers run without --trust-remote-code, unless the model is on the "
     "reviewed allowlist (remote code runs arbitrary Python from the model repository).",
     severity="high",

@@ -209,6 +209,7 @@ TAG = re.compile(r":[\w][\w.-]{0,127}$")
 @resource_rule(
     id="LLMOPS-K8S-009",
     name="images-pinned",
+    setting=("llmops:models[].image", "llmops:vectorDb.image"),
     description="Checks whether every image is pinned by a version tag other than latest, or by digest "
     "(required "
     "when requireDigest is set).",
@@ -254,6 +255,7 @@ def _registry_match(image: str, pattern: str) -> bool:
 @resource_rule(
     id="LLMOPS-K8S-010",
     name="images-from-allowed-registries",
+    setting=("llmops:models[].image", "llmops:vectorDb.image"),
     description="Checks whether every image comes from an allowed registry prefix (Docker Hub images are "
     "read as docker.io/...).",
     severity="high",

@@ -48,6 +48,11 @@ def eks_logs(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-LOG-002",
     name="log-retention-bounded",
+    setting=(
+        "llmops:cluster.logRetentionDays",
+        "llmops:network.flowLogRetentionDays",
+        "llmops:costAlarms.logRetentionDays",
+    ),
     description="Checks whether CloudWatch log groups set a retention of at least the classification's "
     "minimum "
     "(regulated 365 days, confidential 90, internal 7).",

@@ -99,6 +99,7 @@ DEFAULT_ENDPOINTS = ["s3", "sts", "ecr.api", "ecr.dkr"]
 @stack_rule(
     id="LLMOPS-NET-003",
     name="vpc-endpoints-present",
+    setting="llmops:network.interfaceEndpoints",
     description="Checks whether each VPC has endpoints for the AWS services nodes call (S3, STS, ECR by "
     "default), so that traffic to AWS stays on the AWS network.",
     severity="medium",

@@ -43,6 +43,7 @@ def versioning(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
 @stack_rule(
     id="LLMOPS-PS-002",
     name="prompt-store-object-lock",
+    setting=("llmops:dataClassification", "llmops:promptStore.objectLockRetentionDays"),
     description="Checks whether the prompt-store bucket has Object Lock on, with a default retention in "
     "GOVERNANCE or COMPLIANCE mode, so prompt history cannot be rewritten without a trace.",
     severity="high",
@@ -73,6 +74,7 @@ def object_lock(stack: Stack, ctx: Ctx) -> Iterator[tuple[Res, str]]:
 @stack_rule(
     id="LLMOPS-PS-003",
     name="prompt-store-keeps-history",
+    setting="llmops:promptStore.noncurrentVersionExpirationDays",
     description="Checks whether the prompt-store lifecycle never expires current prompt objects and keeps "
     "noncurrent versions (forever in regulated stacks, minNoncurrentDays otherwise).",
     severity="high",

@@ -111,6 +111,7 @@ def s3_no_public_acl(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-PUB-003",
     name="eks-endpoint-not-open-to-internet",
+    setting=("llmops:cluster.endpointPublicAccess", "llmops:cluster.publicAccessCidrs"),
     description="Checks whether a public EKS API endpoint is limited to an allowlist of CIDRs that excludes "
     "0.0.0.0/0.",
     severity="critical",
@@ -132,6 +133,7 @@ def eks_endpoint_cidrs(res: Res, ctx: Ctx) -> Iterator[str]:
 @resource_rule(
     id="LLMOPS-PUB-004",
     name="eks-endpoint-private",
+    setting="llmops:cluster.endpointPublicAccess",
     description="Checks whether the EKS API endpoint is private only (reached through the VPC).",
     severity="high",
     remediation="Set vpc_config.endpoint_public_access False and endpoint_private_access True; reach the API "

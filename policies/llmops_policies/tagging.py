@@ -55,6 +55,7 @@ TAGGABLE = (
 @resource_rule(
     id="LLMOPS-TAG-001",
     name="required-tags",
+    setting="llmops:tags",
     description="Checks whether every taggable AWS resource carries the required tags (from the provider's "
     "default tags or its own) and a data-classification no lower than the stack's.",
     severity="medium",
