@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import inputs_of, only
-
-from llmops import versions
+from upstream_facts import addon_problems
 
 
 def test_prod_endpoint_is_private_only(plans):
@@ -52,7 +51,19 @@ def test_addons_are_the_pinned_versions(plans):
             for r in result.plan.of_type("aws:eks/addon:Addon")
             if r["parent"] == f"llmops-{name}-cluster"
         }
-        assert addons == versions.EKS_ADDONS[result.settings.cluster.kubernetes_version], name
+        # Checked against upstream facts (tests/facts/upstream.yaml), not against llmops/versions.py.
+        assert set(addons) == {
+            "vpc-cni",
+            "coredns",
+            "kube-proxy",
+            "eks-pod-identity-agent",
+            "aws-ebs-csi-driver",
+        }
+        kubernetes = only(result, "aws:eks/cluster:Cluster")["version"]
+        problems = [
+            p for addon, version in sorted(addons.items()) for p in addon_problems(addon, version, kubernetes)
+        ]
+        assert not problems, (name, problems)
     ebs = next(
         a for a in inputs_of(plans["prod"], "aws:eks/addon:Addon") if a["addonName"] == "aws-ebs-csi-driver"
     )

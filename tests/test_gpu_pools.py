@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 
 from conftest import inputs_of
+from upstream_facts import (
+    ami_alias_problems,
+    chart_identity,
+    chart_problems,
+    chart_support_problems,
+    kubernetes_version,
+)
 
 from components.gpu_pools import INTERRUPTION_EVENTS
-from llmops import versions
 
 
 def karpenter_queue(result, stack: str) -> dict:
@@ -17,8 +23,10 @@ def karpenter_queue(result, stack: str) -> dict:
 def test_karpenter_chart_is_pinned_and_wired_to_its_queue(plans):
     for name, result in plans.items():
         charts = {c["chart"]: c for c in inputs_of(result, "kubernetes:helm.sh/v4:Chart")}
-        karpenter = charts[versions.KARPENTER.ref]
-        assert karpenter["version"] == versions.KARPENTER.version, name
+        (karpenter,) = [c for c in charts.values() if chart_identity(c)[0] == "karpenter"]
+        kubernetes = kubernetes_version(result)  # upstream facts: tests/facts/upstream.yaml
+        problems = chart_problems(karpenter, kubernetes) + chart_support_problems(karpenter, kubernetes)
+        assert not problems, (name, problems)
         queue = karpenter_queue(result, name)
         # The queue is auto-named by Pulumi; Karpenter gets that physical name.
         assert karpenter["values"]["settings"]["interruptionQueue"].startswith(
@@ -71,7 +79,9 @@ def test_node_class_is_imdsv2_only_with_encrypted_volumes_and_tags(plans):
             for d in spec["blockDeviceMappings"]
         )
         family = result.settings.gpu_nodes.ami_family
-        assert spec["amiSelectorTerms"] == [{"alias": versions.GPU_NODE_AMI_ALIASES[family]}]
+        (term,) = spec["amiSelectorTerms"]
+        problems = ami_alias_problems(term.get("alias", ""), family, kubernetes_version(result))
+        assert set(term) == {"alias"} and not problems, (name, term, problems)
         assert "latest" not in spec["amiSelectorTerms"][0]["alias"]
         assert spec["tags"]["data-classification"] == result.settings.data_classification
 
@@ -119,8 +129,8 @@ def test_device_plugin_only_where_the_os_lacks_it(plans):
         for c in inputs_of(plans["dev"], "kubernetes:helm.sh/v4:Chart")
         if c["chart"] == "nvidia-device-plugin"
     )
-    assert plugin["version"] == versions.NVIDIA_DEVICE_PLUGIN.version
-    assert plugin["repositoryOpts"]["repo"] == versions.NVIDIA_DEVICE_PLUGIN.repo
+    problems = chart_problems(plugin, kubernetes_version(plans["dev"]))  # version, repository, kubeVersion
+    assert not problems, problems
 
 
 def test_reserved_capacity_gets_its_own_node_class(tmp_path, plan_stack_file):
