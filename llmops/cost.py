@@ -12,11 +12,15 @@ import argparse
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 
 from lambdas.spend_aggregator.aggregate import Aggregator
 from llmops import instances
 from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LlmopsError
+from llmops.inputs import InputError, open_binary
+
+SPEND_LOG = "spend-log file"
 
 
 def gpu_price_environment() -> dict[str, str]:
@@ -54,12 +58,17 @@ def aggregate_files(files: list[Path], environment: str, out=None, err=None) -> 
     """Prints EMF records for each file; returns 0, or 2 when any line was malformed."""
     out = out or sys.stdout
     err = err or sys.stderr
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise LlmopsError(
-            "\n".join(f"{m}: no such file" for m in missing) + "\npass existing spend-log files",
-            EXIT_NOT_FOUND,
-        )
+    unusable = []
+    for path in files:  # every file opens before any record is printed (llmops/inputs.py's messages)
+        try:
+            open_binary(path, SPEND_LOG).close()
+        except InputError as problem:
+            unusable.append(problem)
+    if unusable:
+        # Files that do not exist are "not found" (exit 1, docs/cost.md); a directory or an
+        # unreadable file is bad input (2). One line either way.
+        code = EXIT_NOT_FOUND if all(p.reason == "missing" for p in unusable) else EXIT_USAGE
+        raise LlmopsError("; ".join(str(p) for p in unusable), code)
     if not environment.strip():
         raise LlmopsError("--environment must not be empty", EXIT_USAGE)
     malformed = 0
@@ -70,9 +79,9 @@ def aggregate_files(files: list[Path], environment: str, out=None, err=None) -> 
 
         aggregator = Aggregator(on_malformed=report)
         try:
-            with path.open("rb") as stream:
+            with open_binary(path, SPEND_LOG) as stream:
                 aggregator.add_stream(stream, path.name)
-        except (OSError, EOFError) as exc:  # unreadable file or truncated gzip
+        except (OSError, EOFError, zlib.error) as exc:  # unreadable file, truncated or corrupt gzip
             print(f"{path}: cannot read: {exc}", file=err)
             malformed += 1
             continue

@@ -2,9 +2,12 @@
 
 # Exit codes shared by every command.
 EXIT_OK = 0
-EXIT_NOT_FOUND = 1  # prompts: no such prompt/version; plan/policy: a mandatory violation
-EXIT_USAGE = 2  # bad input: arguments, stack file, team file, plan file
+EXIT_NOT_FOUND = 1  # prompts: no such prompt/version; plan/policy: a mandatory violation;
+# cost aggregate: a spend-log file that does not exist (docs/cost.md)
+EXIT_USAGE = 2  # bad input: arguments, any file a command reads (llmops/inputs.py), settings
 EXIT_CONFLICT = 3  # a conditional write lost, or a gate refused
+EXIT_INTERNAL = 70  # a bug: an exception that is not an LlmopsError (EX_SOFTWARE in sysexits.h)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class LlmopsError(Exception):

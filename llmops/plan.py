@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -23,6 +24,7 @@ from llmops.offline import SECRET_MASK, RecordedPlan, run_program
 from llmops.settings import StackSettings, from_config, read_stack_file
 
 STACKS_DIR = PROJECT_DIR / "stacks"
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # Pulumi's stack-name characters; no "." or ".."
 # Pulumi resources in the kubernetes package that are not Kubernetes objects.
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
 
@@ -42,18 +44,31 @@ class PlanResult:
 
 
 def resolve_stack(stack: str) -> tuple[str, Path]:
-    """A stack name in stacks/ or a path to a stack file -> (stack name, file)."""
+    """A stack name in stacks/ or a path to a stack file -> (stack name, file).
+
+    A bare name (no .yaml/.yml suffix, no directory part, not an existing file) names a stack in
+    stacks/, even where a directory of that name exists (`llmops plan dev` inside build/). The
+    file is read later (llmops/inputs.py says what is wrong with a directory or a binary file).
+    """
     path = Path(stack)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    known = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    if path.suffix not in (".yaml", ".yml") and path.name == stack and not path.is_file():
+        path = STACKS_DIR / f"Pulumi.{stack}.yaml"
         if not path.is_file():
-            raise LlmopsError(f"{stack}: no such stack file")
-        name = path.stem.removeprefix("Pulumi.")
-        return name, path
-    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
-        raise LlmopsError(f"no stack {stack!r}: choose one of {', '.join(known)} or give a stack file path")
-    return stack, path
+            raise LlmopsError(
+                f"no stack {stack!r}: choose one of {', '.join(known)} or give a stack file path"
+            )
+        return stack, path
+    if not path.exists():
+        raise LlmopsError(
+            f"{stack}: no such stack file; give a stack name ({', '.join(known)}) or a stack file path"
+        )
+    name = path.stem.removeprefix("Pulumi.")
+    if not path.is_dir() and not STACK_NAME.match(name):  # the name becomes BUILD_DIR/<name>/
+        raise LlmopsError(
+            f"{stack}: no stack name in the file name ({name!r}); name the file Pulumi.<stack>.yaml"
+        )
+    return name, path
 
 
 def run(stack: str, build_dir: Path) -> PlanResult:
@@ -68,7 +83,13 @@ def run(stack: str, build_dir: Path) -> PlanResult:
         "allowedRegions": list(settings.allowed_regions),
     }
     out_dir = build_dir / name
-    write_outputs(plan, out_dir)
+    try:
+        write_outputs(plan, out_dir)
+    except OSError as err:  # --build-dir is a file, read-only, ...
+        where = err.filename or out_dir
+        raise LlmopsError(
+            f"{where}: cannot write the plan ({err.strerror or err}); pass a writable --build-dir"
+        ) from None
     doc = plan.to_dict()
     config = policy.stack_config(name, settings.data_classification, list(settings.allowed_regions))
     violations = policy.evaluate_plan(doc, config)

@@ -181,3 +181,89 @@ def test_cli_rejects_non_yaml_stack_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "llmops", "plan", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+POOL = {"name": "a", "instanceFamilies": ["g6"], "maxGpus": 4}
+MODEL = {"name": "m", "s3Prefix": "org/m/", "pool": "a", "tokensPerSecond": 100}
+
+
+def test_field_and_cross_field_problems_are_reported_together():
+    found = problems(
+        gpuPools=[{**POOL, "maxGpus": 0}, {**POOL, "name": "b"}],
+        models=[
+            {**MODEL, "pool": "nope"},
+            {**MODEL, "name": "on-the-bad-pool"},
+            {**MODEL, "name": "n", "pool": "b"},
+        ],
+    )
+    assert found == [
+        "llmops:gpuPools[0].maxGpus: Input should be greater than or equal to 1 (got 0)",
+        "llmops:models[0].pool: 'nope' is not a GPU pool of this stack (b, a)",
+    ], "a model on an invalid pool waits for the pool's fix; a model on an unknown pool does not"
+
+
+def test_cross_field_rules_skip_invalid_models_and_keep_the_indexes():
+    found = problems(
+        gpuPools=[POOL],
+        models=[
+            {**MODEL, "gpus": 3},
+            {**MODEL, "name": "far", "pool": "b"},
+            {**MODEL, "name": "big", "gpus": 8},
+        ],
+        network={"cidr": "nonsense"},
+    )
+    assert [p.split(": ")[0] for p in found] == [
+        "llmops:network.cidr",
+        "llmops:models[0].gpus",
+        "llmops:models[1].pool",
+        "llmops:models[2].maxReplicas",
+    ]
+    assert "'b' is not a GPU pool" in found[2] and "2 replicas x 8 GPUs exceed pool a's maxGpus" in found[3]
+
+
+def test_hugging_face_rules_wait_for_valid_serving_and_network_settings():
+    hf = {**MODEL, "s3Prefix": None, "huggingFaceId": "Qwen/Qwen2.5-1.5B-Instruct"}
+    (found,) = problems(gpuPools=[POOL], models=[hf], serving={"allowHuggingFaceDownloads": "perhaps"})
+    assert found.startswith("llmops:serving.allowHuggingFaceDownloads: Input should be a valid boolean")
+    found = problems(gpuPools=[POOL], models=[hf], owner=7)
+    assert found[0].startswith("llmops:owner:") and found[1].startswith(
+        "llmops:models[0].huggingFaceId: downloads"
+    )
+
+
+def test_gateway_rules_are_reported_with_gateway_field_problems():
+    found = problems(dataClassification="confidential", gateway={"numRetries": 99, "piiGuardrail": False})
+    assert found == [
+        "llmops:gateway.numRetries: Input should be less than or equal to 10 (got 99)",
+        "llmops:gateway: piiGuardrail: cannot be false in a confidential stack (masking is mandatory)",
+    ]
+
+
+def test_each_gateway_rule_is_its_own_problem_beside_other_settings_problems():
+    found = problems(
+        dataClassification="regulated",
+        gateway={"piiGuardrail": False, "messageLogging": True},
+        gpuPools=[{**POOL, "maxGpus": 0}],
+    )
+    assert found == [
+        "llmops:gpuPools[0].maxGpus: Input should be greater than or equal to 1 (got 0)",
+        "llmops:gateway: piiGuardrail: cannot be false in a regulated stack (masking is mandatory)",
+        "llmops:gateway: messageLogging: cannot be true in a regulated stack (prompts must not reach logs)",
+    ]
+
+
+def test_a_gateway_rule_about_an_invalid_setting_is_left_to_that_setting():
+    openai = {"name": "openai", "kind": "openai", "apiKeySecret": "k", "models": [{"name": "gpt"}]}
+    found = problems(
+        dataClassification="regulated",
+        gateway={"externalProviders": [openai], "allowExternalProviders": "maybe"},
+    )
+    assert found == [
+        "llmops:gateway.allowExternalProviders: Input should be a valid boolean, unable to interpret input "
+        "(got 'maybe')"
+    ]
+
+
+def test_no_cross_field_rule_runs_on_an_unknown_classification():
+    found = problems(dataClassification="secret", gateway={"piiGuardrail": False})
+    assert len(found) == 1 and found[0].startswith("llmops:dataClassification: Input should be")

@@ -12,21 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import EXIT_USAGE, LlmopsError
+from llmops.inputs import read_text
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:
     """Reads and validates a plan.json; raises LlmopsError (exit 2) naming every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise LlmopsError(f"{path}: cannot read plan ({err.strerror or err})", EXIT_USAGE) from err
+    text = read_text(path, "plan.json", hint="`llmops plan STACK` writes build/STACK/plan.json")
+    if not text.strip():
+        raise LlmopsError(f"{path}: empty file; expected the plan.json that `llmops plan` writes", EXIT_USAGE)
     try:
         plan = json.loads(text)
     except ValueError as err:
         raise LlmopsError(
             f"{path}: not JSON ({err}); expected the plan.json that `llmops plan` writes", EXIT_USAGE
-        ) from err
+        ) from None
+    except RecursionError:
+        raise LlmopsError(
+            f"{path}: JSON nested too deeply to read; expected a plan.json", EXIT_USAGE
+        ) from None
     problems = validate_plan(plan)
     if problems:
         raise LlmopsError("\n".join(f"{path}: {p}" for p in problems), EXIT_USAGE)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import EXIT_OK, LlmopsError
+from llmops.inputs import open_binary
 from llmops.prompts.format import load_prompt_file
 from llmops.prompts.layout import check_version
 from llmops.prompts.registry import PromptRegistry
@@ -53,7 +54,8 @@ def _command(fn: Callable[[argparse.Namespace], tuple[Any, str]]) -> Callable[[a
 @_command
 def push(args):
     """Validate FILE and store it as the next version, unless it equals the latest version."""
-    record = registry(args).push(load_prompt_file(args.file), args.message)
+    prompt = load_prompt_file(args.file)  # a bad file is reported before S3 is contacted
+    record = registry(args).push(prompt, args.message)
     ref = f"{record['name']}:{record['version']}"
     if record["created"]:
         return record, f"created {ref} ({record['content_hash']})"
@@ -119,6 +121,8 @@ def promote(args):
 def eval_record(args):
     """Record an eval result (and its report file) for VERSION of NAME."""
     version = check_version(args.version)
+    if args.report is not None:  # the registry reads it; a bad path is reported before S3 is contacted
+        open_binary(args.report, "eval report").close()
     record = registry(args).record_eval(args.name, version, args.score, args.threshold, args.report)
     verdict = "passed" if record["passed"] else "failed"
     op = ">=" if record["passed"] else "<"

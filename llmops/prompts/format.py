@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmops.errors import EXIT_USAGE, LlmopsError
+from llmops.inputs import load_yaml
 
 # Names travel in S3 keys and in `NAME@ALIAS` / `NAME:VERSION` references, so they exclude
 # '/', '@' and ':'.
@@ -202,13 +203,8 @@ def parse_prompt(data: Any, source: str) -> PromptFile:
 
 
 def load_prompt_file(path: Path) -> PromptFile:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise LlmopsError(f"{path}: cannot read the prompt file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise LlmopsError(f"{path}: not valid YAML: {err}") from None
-    return parse_prompt(data, str(path))
+    """Reads (llmops/inputs.py: missing, directory, binary, not YAML: exit 2) and validates."""
+    return parse_prompt(load_yaml(path, "prompt file"), str(path))
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from llmops.errors import EXIT_USAGE, LlmopsError
+from llmops.inputs import load_yaml
 from llmops.settings.stack import StackSettings
 
 NAMESPACE = "llmops"
@@ -77,16 +77,16 @@ def _decode(value: Any) -> Any:
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `config:` map of a Pulumi stack file, with clear errors for unreadable files."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise LlmopsError(f"{path}: cannot read the stack file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise LlmopsError(f"{path}: not valid YAML: {err}") from None
+    """The `config:` map of a Pulumi stack file, with clear errors for unreadable files
+    (llmops/inputs.py: missing, a directory, binary, not UTF-8, not YAML)."""
+    doc = load_yaml(path, "stack file")
     if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
         raise LlmopsError(f"{path}: a stack file needs a top-level `config:` mapping")
     for key, value in doc["config"].items():
+        if not isinstance(key, str):
+            raise LlmopsError(
+                f"{path}: config key {key!r} is not a string; keys look like llmops:environment"
+            )
         if isinstance(value, dict) and "secure" in value:
             raise LlmopsError(f"{path}: {key} is an encrypted secret; the offline plan needs it unset")
     return doc["config"]

@@ -1,13 +1,14 @@
 """Settings of self-hosted models (vLLM), platform observability and the vector database.
 
 Models are checked against the stack's GPU pools by `check_models`, which the root settings
-call once every field is valid: each problem is reported with its path
-(`llmops:models[1].gpus: ...`), all at once.
+call on whatever validated (also when other settings are invalid), so its problems come with
+every field problem, each with its path (`llmops:models[1].gpus: ...`), all at once.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -213,19 +214,31 @@ def _problem(loc: tuple, message: str, value) -> InitErrorDetails:
 
 
 def check_models(
-    models: list[ModelSettings], pools: list[GpuPool], serving: ServingSettings, egress: bool
+    models: Sequence[ModelSettings | None],
+    pools: Sequence[GpuPool],
+    serving: ServingSettings | None,
+    egress: bool | None,
+    invalid_pools: Collection[str] = (),
 ) -> list[InitErrorDetails]:
-    """Cross-checks of models against the stack: every broken rule, each at its path."""
+    """Cross-checks of models against the stack: every broken rule, each at its path.
+
+    Also runs on a stack with invalid settings, on the parts that are valid: a model that is
+    invalid itself is None (skipped, the others keep their index); serving or egress is None
+    when those settings are invalid (the Hugging Face checks are skipped); invalid_pools names
+    the pools that exist but are invalid (their models are not checked against them)."""
     problems: list[InitErrorDetails] = []
     by_name = {p.name: p for p in pools}
+    known = ", ".join([*by_name, *(n for n in invalid_pools if n not in by_name)]) or "none are configured"
     seen: set[str] = set()
     for i, model in enumerate(models):
+        if model is None:
+            continue
         if model.name in seen:
             problems.append(
                 _problem(("models", i, "name"), f"{model.name!r} is used by another model", model.name)
             )
         seen.add(model.name)
-        if model.hugging_face_id and not serving.allow_hugging_face_downloads:
+        if model.hugging_face_id and serving is not None and not serving.allow_hugging_face_downloads:
             problems.append(
                 _problem(
                     ("models", i, "huggingFaceId"),
@@ -234,7 +247,7 @@ def check_models(
                     model.hugging_face_id,
                 )
             )
-        elif model.hugging_face_id and not egress:
+        elif model.hugging_face_id and serving is not None and egress is False:
             problems.append(
                 _problem(
                     ("models", i, "huggingFaceId"),
@@ -244,8 +257,9 @@ def check_models(
                 )
             )
         pool = by_name.get(model.pool)
+        if pool is None and model.pool in invalid_pools:
+            continue  # the pool's own problems are reported; fitting the model to it waits
         if pool is None:
-            known = ", ".join(by_name) or "none are configured"
             problems.append(
                 _problem(
                     ("models", i, "pool"),

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from llmops.settings.base import Settings, dns_label
 from llmops.settings.cost import CostAlarmSettings
@@ -95,23 +106,25 @@ class StackSettings(Settings):
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
         return value
 
-    @model_validator(mode="after")
-    def _models_fit_pools(self):
-        problems = check_models(
-            self.models, self.gpu_pools, self.serving, egress=self.network.nat_gateways != "none"
-        )
-        if problems:
-            raise ValidationError.from_exception_data(type(self).__name__, problems)
-        return self
-
-    @field_validator("gateway")
+    @model_validator(mode="wrap")
     @classmethod
-    def _gateway_rules(cls, value: GatewaySettings, info: ValidationInfo) -> GatewaySettings:
-        classification = info.data.get("data_classification")
-        problems = check_gateway(value, classification) if classification else []
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
+    def _cross_field_rules(
+        cls, data: Any, handler: ModelWrapValidatorHandler[StackSettings]
+    ) -> StackSettings:
+        """The rules across settings (models on pools, gateway rules by classification) run
+        also when some settings are invalid, on the parts that are valid, so one run reports
+        field problems and cross-field problems together, each at its path."""
+        try:
+            settings = handler(data)
+        except ValidationError as err:
+            cross = cross_field_problems(_valid_parts(data)) if isinstance(data, dict) else []
+            if not cross:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [*_details(err), *cross]) from None
+        cross = cross_field_problems(_Parts.of(settings))
+        if cross:
+            raise ValidationError.from_exception_data(cls.__name__, cross)
+        return settings
 
     @field_validator("prompt_store")
     @classmethod
@@ -145,3 +158,123 @@ class StackSettings(Settings):
             "cost-center": self.cost_center,
             "managed-by": "pulumi",
         }
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What the cross-field rules read, as far as it is valid; None: invalid, its rules wait."""
+
+    models: list[ModelSettings | None] | None  # one entry per model, None where it is invalid
+    pools: list[GpuPool] | None
+    invalid_pools: list[str]  # names of pools that are listed but invalid
+    serving: ServingSettings | None
+    egress: bool | None
+    gateway: GatewaySettings | None
+    invalid_gateway_keys: frozenset[str]  # left out of `gateway` (their defaults apply)
+    classification: str | None
+
+    @classmethod
+    def of(cls, settings: StackSettings) -> _Parts:
+        """Every part of valid settings."""
+        return cls(
+            models=list(settings.models),
+            pools=list(settings.gpu_pools),
+            invalid_pools=[],
+            serving=settings.serving,
+            egress=settings.network.nat_gateways != "none",
+            gateway=settings.gateway,
+            invalid_gateway_keys=frozenset(),
+            classification=settings.data_classification,
+        )
+
+
+def cross_field_problems(parts: _Parts) -> list[InitErrorDetails]:
+    """Every cross-field rule that can be checked on `parts`, each problem at its path. A gateway
+    rule naming a gateway setting that is itself invalid is left out (that setting's problem is
+    reported)."""
+    problems: list[InitErrorDetails] = []
+    if parts.models is not None and parts.pools is not None:
+        problems += check_models(parts.models, parts.pools, parts.serving, parts.egress, parts.invalid_pools)
+    if parts.gateway is not None and parts.classification is not None:
+        for problem in check_gateway(parts.gateway, parts.classification):
+            if not any(re.search(rf"\b{re.escape(key)}\b", problem) for key in parts.invalid_gateway_keys):
+                problems.append(_error(("gateway",), problem))
+    return problems
+
+
+_MISSING = object()
+_CLASSIFICATION = TypeAdapter(DataClassification)
+
+
+def _valid_parts(data: dict[str, Any]) -> _Parts:
+    """The parts of raw settings that validate on their own (a setting left out: its default)."""
+
+    def raw(field: str) -> Any:
+        for key in (StackSettings.model_fields[field].alias, field):
+            if key is not None and key in data:
+                return data[key]
+        return _MISSING
+
+    pool_items = raw("gpu_pools")
+    pools = _valid_items(GpuPool, pool_items)
+    invalid_pools = []
+    if pools is not None and pool_items is not _MISSING:
+        for item, pool in zip(pool_items, pools, strict=True):
+            if pool is None and isinstance(item, dict) and isinstance(item.get("name"), str):
+                invalid_pools.append(item["name"])
+    network = _valid(NetworkSettings, raw("network"))
+    gateway, invalid_gateway_keys = _salvaged(GatewaySettings, raw("gateway"))
+    try:
+        classification = _CLASSIFICATION.validate_python(raw("data_classification"))
+    except ValidationError:
+        classification = None
+    return _Parts(
+        models=_valid_items(ModelSettings, raw("models")),
+        pools=None if pools is None else [p for p in pools if p is not None],
+        invalid_pools=invalid_pools,
+        serving=_valid(ServingSettings, raw("serving")),
+        egress=None if network is None else network.nat_gateways != "none",
+        gateway=gateway,
+        invalid_gateway_keys=invalid_gateway_keys,
+        classification=classification,
+    )
+
+
+def _valid(model: type[Settings], value: Any) -> Any:
+    """`model` validated from `value` (its defaults when the setting is absent), or None."""
+    try:
+        return model() if value is _MISSING else model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _valid_items(model: type[Settings], value: Any) -> list | None:
+    """Each item of a list setting validated on its own (None where invalid); None: not a list."""
+    if value is _MISSING:
+        return []
+    return [_valid(model, item) for item in value] if isinstance(value, list) else None
+
+
+def _salvaged(model: type[Settings], value: Any) -> tuple[Any, frozenset[str]]:
+    """`model` validated from `value` with its invalid keys left out, and those keys; (None, keys)
+    when the rest is invalid too (a rule over several keys failed, a required key is invalid)."""
+    if value is _MISSING or not isinstance(value, dict):
+        return _valid(model, value), frozenset()
+    try:
+        return model.model_validate(value), frozenset()
+    except ValidationError as err:
+        bad = frozenset(str(e["loc"][0]) for e in err.errors() if e["loc"])
+    rest = {k: v for k, v in value.items() if k not in bad}
+    return _valid(model, rest) if bad else None, bad
+
+
+def _error(loc: tuple, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+
+
+def _details(err: ValidationError) -> list[InitErrorDetails]:
+    """err's problems, to raise again with more: type, location, message and input kept."""
+    return [
+        InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"])
+        for e in err.errors()
+    ]
