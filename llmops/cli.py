@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "llmops.cost",
     "llmops.prompts.cli",
     "llmops.preflight",
+    "llmops.verify",
 ]
 
 

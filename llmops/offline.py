@@ -97,7 +97,7 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         rid, state = fakes.resource_state(args.typ, args.name, args.inputs, self.region)
-        computed = {k: v for k, v in state.items() if k not in args.inputs and k not in SECRET_OUTPUTS}
+        computed = {k: v for k, v in state.items() if args.inputs.get(k) != v and k not in SECRET_OUTPUTS}
         self.plan.resources.append(
             {
                 "type": args.typ,

@@ -1,8 +1,9 @@
 """`llmops plan STACK`: the offline plan of a stack.
 
-Prints what the program declares (per component and type), what is exposed publicly, the
-monthly cost estimate and the policy pack's verdicts; writes build/STACK/plan.json and every
-Kubernetes object as YAML. Exits 1 when a mandatory policy is violated.
+Prints what the program declares (per component and type), what is exposed publicly and how the
+gateway is reached, the monthly cost estimate, the policy pack's verdicts and the contracts between
+components (`llmops verify`); writes build/STACK/plan.json and every Kubernetes object as YAML.
+Exits 1 when a mandatory policy is violated or a contract is broken.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from llmops import PROJECT_DIR, estimate, policy
+from llmops import PROJECT_DIR, estimate, policy, verify
 from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, LlmopsError
 from llmops.offline import SECRET_MASK, RecordedPlan, run_program
 from llmops.settings import StackSettings, from_config, read_stack_file
@@ -37,6 +38,7 @@ class PlanResult:
     out_dir: Path
     estimate: estimate.Estimate
     violations: list  # of llmops.policy.Violation
+    findings: list  # of llmops.verify.Finding: broken contracts between components
 
     @property
     def mandatory_violations(self) -> list:
@@ -93,7 +95,8 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     doc = plan.to_dict()
     config = policy.stack_config(name, settings.data_classification, list(settings.allowed_regions))
     violations = policy.evaluate_plan(doc, config)
-    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations)
+    findings = verify.verify_plan(doc)
+    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations, findings)
 
 
 def manifests(plan: RecordedPlan) -> list[dict]:
@@ -179,6 +182,40 @@ def exposure(plan: RecordedPlan) -> list[str]:
     return found
 
 
+def gateway_access(plan: RecordedPlan) -> list[str]:
+    """How clients reach the gateway: URL, listener, TLS, DNS and who may connect."""
+    found = []
+    for svc in plan.resources:
+        inputs = svc["inputs"]
+        if (
+            svc["type"] != "kubernetes:core/v1:Service"
+            or (inputs.get("spec") or {}).get("type") != "LoadBalancer"
+        ):
+            continue
+        meta, spec = inputs.get("metadata") or {}, inputs.get("spec") or {}
+        scheme = (meta.get("annotations") or {}).get(
+            "service.beta.kubernetes.io/aws-load-balancer-scheme", "internet-facing"
+        )
+        ports = ", ".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+        sources = ", ".join(spec.get("loadBalancerSourceRanges") or ["anywhere"])
+        found.append(
+            f"Service {meta.get('namespace')}/{meta.get('name')}: {scheme} NLB on {ports}, from {sources}"
+        )
+    url, ca = plan.outputs.get("gatewayUrl"), plan.outputs.get("gatewayCaCertificate")
+    if url:
+        tls = next((r for r in plan.resources if r["type"] == "tls:index/certRequest:CertRequest"), None)
+        names = ", ".join((tls or {}).get("inputs", {}).get("dnsNames") or [])
+        found.append(f"URL {url}: TLS terminated by LiteLLM in the pod (TCP passthrough at the NLB)")
+        if names:
+            found.append(f"certificate for {names}, issued by the stack's CA (output gatewayCaCertificate)")
+        zones = [r["inputs"].get("name") for r in plan.resources if r["type"] == "aws:route53/zone:Zone"]
+        if zones:
+            found.append(f"DNS: Route 53 private zone {', '.join(zones)}, associated with the VPC")
+        if not ca:
+            found.append("no CA certificate output: clients cannot verify the gateway")
+    return found
+
+
 def summary(result: PlanResult) -> list[str]:
     plan, settings = result.plan, result.settings
     by_name = {r["name"]: r for r in plan.resources if r["type"].startswith("llmops:")}
@@ -196,8 +233,11 @@ def summary(result: PlanResult) -> list[str]:
         out += [f"  {count:>3}  {type_}" for type_, count in sorted(groups[component].items())]
     out += ["", "Exposed to the internet:"]
     out += [f"  {line}" for line in exposure(plan)] or ["  nothing"]
+    out += ["", "How the gateway is reached:"]
+    out += [f"  {line}" for line in gateway_access(plan)] or ["  no gateway"]
     out += ["", *estimate.render(result.estimate), ""]
     out += ["Policy pack:", policy.format_violations(result.violations, settings.data_classification), ""]
+    out += ["Contracts between components (llmops verify):", verify.format_findings(result.findings), ""]
     out += [
         f"Wrote {result.out_dir}/plan.json and "
         f"{len(manifests(plan))} manifests under {result.out_dir}/manifests/",
@@ -208,10 +248,14 @@ def summary(result: PlanResult) -> list[str]:
 def _cmd(args) -> int:
     result = run(args.stack, Path(args.build_dir))
     print("\n".join(summary(result)))
+    failed = False
     if result.mandatory_violations:
         print(f"error: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    return EXIT_OK
+        failed = True
+    if result.findings:
+        print(f"error: {len(result.findings)} broken contract(s) between components", file=sys.stderr)
+        failed = True
+    return EXIT_NOT_FOUND if failed else EXIT_OK
 
 
 def add_parser(subparsers) -> None:

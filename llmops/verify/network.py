@@ -1,0 +1,730 @@
+"""Network paths: every client-to-server edge the platform wires is allowed by security groups and
+NetworkPolicies and has a route (VPC endpoint or NAT), and NetworkPolicies are enforced when any
+exist. Like Reachability Analyzer, a finding names the blocking component.
+
+The model follows the AWS and EKS documentation:
+- the EKS cluster security group admits everything from itself and allows all egress
+  (docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html);
+- pods run with their node's security groups unless a SecurityGroupPolicy selects them; then, in
+  the VPC CNI's `standard` mode, traffic to other hosts in the VPC uses the pod's groups and traffic
+  leaving the VPC the node's, and in the default `strict` mode every packet uses the pod's groups,
+  so they cannot reach the Pod Identity agent on their node, and kubelet probes need
+  DISABLE_TCP_EARLY_DEMUX (aws/amazon-vpc-cni-k8s v1.20.4 README, POD_SECURITY_GROUP_ENFORCING_MODE;
+  security-groups-for-pods.html);
+- NetworkPolicies are enforced only with the vpc-cni add-on's `enableNetworkPolicy` "true"
+  (cni-network-policy.html);
+- an internal NLB made by the cloud controller opens the nodes' security group to the Service's
+  loadBalancerSourceRanges (0.0.0.0/0 when unset) on its node ports (kubernetes/cloud-provider-aws
+  pkg/providers/v1/aws.go, updateInstanceSecurityGroupsForNLB).
+Security groups created by the plan have no egress unless they declare it (the Terraform-based AWS
+provider removes AWS's default allow-all egress rule).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from llmops.verify import scrape
+from llmops.verify.contracts import Finding, contract
+from llmops.verify.lambda_source import ENDPOINT_SERVICE, GATEWAY_ENDPOINT_SERVICES, scan, source_folder
+from llmops.verify.model import PlanView, Workload, as_list, name_of, namespace_of, selects
+from llmops.verify.selectors import peer_pods
+
+ANYWHERE = "0.0.0.0/0"
+HTTPS = 443
+POD_IDENTITY_AGENT = "169.254.170.23"
+
+
+@dataclass
+class Endpoint:
+    """One end of a path: its security groups, the address ranges it sends from, and, for pods,
+    the workload (NetworkPolicies) and the node groups it leaves the VPC through."""
+
+    label: str
+    resource: str
+    groups: set[str]
+    ranges: list[str]
+    pod: Workload | None = None
+    node_groups: set[str] = field(default_factory=set)  # egress out of the VPC (standard mode)
+
+
+def _rules(plan: PlanView) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Security group id -> {ingress: [...], egress: [...]} with every rule the plan declares."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for sg in plan.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        groups[sg["id"]] = {
+            "ingress": list(sg["inputs"].get("ingress") or []),
+            "egress": list(sg["inputs"].get("egress") or []),
+        }
+    cluster_sg = plan.cluster_security_group
+    if cluster_sg:
+        groups[cluster_sg] = {
+            "ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "self": True}],
+            "egress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": [ANYWHERE]}],
+        }
+    standalone = {
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "ingress",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "egress",
+    }
+    for rtype, direction in standalone.items():
+        for rule in plan.of_type(rtype):
+            i = rule["inputs"]
+            groups.setdefault(i.get("securityGroupId"), {"ingress": [], "egress": []})[direction].append(
+                {
+                    "protocol": i.get("ipProtocol"),
+                    "fromPort": i.get("fromPort", 0),
+                    "toPort": i.get("toPort", 0),
+                    "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
+                    "securityGroups": [i["referencedSecurityGroupId"]]
+                    if i.get("referencedSecurityGroupId")
+                    else [],
+                }
+            )
+    return groups
+
+
+def _port_in(rule: dict[str, Any], port: int) -> bool:
+    if str(rule.get("protocol")) in ("-1", "all"):
+        return True
+    if str(rule.get("protocol")).lower() not in ("tcp", "6"):
+        return False
+    return int(rule.get("fromPort") or 0) <= port <= int(rule.get("toPort") or 0)
+
+
+def _covers(cidrs: list[str], ranges: list[str]) -> bool:
+    """Whether every range is inside one of the CIDRs."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    return bool(ranges) and all(
+        any(ipaddress.ip_network(r, strict=False).subnet_of(n) for n in nets) for r in ranges
+    )
+
+
+def sg_allows(
+    groups, own: set[str], other_groups: set[str], other_ranges: list[str], port: int, direction: str
+) -> bool:
+    """Whether any of `own` groups has a `direction` rule admitting the other end on the port."""
+    for sg in own:
+        for rule in (groups.get(sg) or {}).get(direction, []):
+            if not _port_in(rule, port):
+                continue
+            if rule.get("self") and sg in other_groups:
+                return True
+            if set(rule.get("securityGroups") or []) & other_groups:
+                return True
+            if _covers(rule.get("cidrBlocks") or [], other_ranges):
+                return True
+    return False
+
+
+class Network:
+    def __init__(self, plan: PlanView):
+        self.plan = plan
+        self.groups = _rules(plan)
+        self.subnets = {s["id"]: s for s in plan.of_type("aws:ec2/subnet:Subnet")}
+        vpcs = plan.of_type("aws:ec2/vpc:Vpc")
+        self.vpc_cidr = vpcs[0]["inputs"].get("cidrBlock") if vpcs else None
+        cni = plan.addon_config("vpc-cni")
+        self.cni_env = cni.get("env") or {}
+        self.policies_enforced = str(cni.get("enableNetworkPolicy", "false")).lower() == "true"
+        self.sg_mode = self.cni_env.get("POD_SECURITY_GROUP_ENFORCING_MODE", "strict")
+
+    # -- who is where ------------------------------------------------------------------------
+
+    def _ranges(self, subnet_ids: list[str]) -> list[str]:
+        return [self.subnets[s]["inputs"]["cidrBlock"] for s in subnet_ids if s in self.subnets]
+
+    def node_placement(self, w: Workload) -> tuple[set[str], list[str]]:
+        """(security groups, subnets) of the nodes a workload's pods land on."""
+        selector = w.pod.get("nodeSelector") or {}
+        for pool in self.plan.objects("NodePool"):
+            template = (pool["inputs"].get("spec") or {}).get("template") or {}
+            labels = {
+                **((template.get("metadata") or {}).get("labels") or {}),
+                "karpenter.sh/nodepool": name_of(pool),
+            }
+            if selector and selects(selector, labels):
+                ref = ((template.get("spec") or {}).get("nodeClassRef") or {}).get("name")
+                for cls in self.plan.objects("EC2NodeClass"):
+                    if name_of(cls) == ref:
+                        spec = cls["inputs"].get("spec") or {}
+                        sgs = {
+                            t.get("id") for t in spec.get("securityGroupSelectorTerms") or [] if t.get("id")
+                        }
+                        subnets = [t.get("id") for t in spec.get("subnetSelectorTerms") or [] if t.get("id")]
+                        return sgs, subnets
+        for group in self.plan.of_type("aws:eks/nodeGroup:NodeGroup"):
+            if not selector or selects(selector, group["inputs"].get("labels") or {}):
+                template = self.plan.resolve((group["inputs"].get("launchTemplate") or {}).get("id"))
+                sgs = set((template or {}).get("inputs", {}).get("vpcSecurityGroupIds") or [])
+                return (sgs or {self.plan.cluster_security_group} - {None}), list(
+                    group["inputs"].get("subnetIds") or []
+                )
+        return set(), []
+
+    def pod_groups(self, w: Workload) -> set[str] | None:
+        """Security groups of the pods' branch ENIs when a SecurityGroupPolicy selects them."""
+        for policy in self.plan.objects("SecurityGroupPolicy", w.namespace):
+            spec = policy["inputs"].get("spec") or {}
+            if selects(spec.get("podSelector"), w.labels):
+                return set((spec.get("securityGroups") or {}).get("groupIds") or [])
+        return None
+
+    def pod(self, w: Workload) -> Endpoint:
+        node_sgs, subnets = self.node_placement(w)
+        own = self.pod_groups(w)
+        return Endpoint(
+            w.label, w.resource, own if own is not None else node_sgs, self._ranges(subnets), w, node_sgs
+        )
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def sg_block(self, client: Endpoint, server: Endpoint, port: int) -> str | None:
+        if not sg_allows(self.groups, client.groups, server.groups, server.ranges, port, "egress"):
+            groups = sorted(client.groups)
+            return f"no egress rule of {client.label}'s security groups {groups} allows {port}/tcp to it"
+        if not sg_allows(self.groups, server.groups, client.groups, client.ranges, port, "ingress"):
+            groups = sorted(server.groups)
+            return f"no ingress rule of its security groups {groups} admits {client.label} on {port}/tcp"
+        return None
+
+    def policy_block(self, client: Endpoint, server_pod: Workload, port: int) -> str | None:
+        """Why NetworkPolicies stop the client reaching the pod's port (ingress at the server)."""
+        if not self.policies_enforced:
+            return None
+        selecting = [
+            p
+            for p in self.plan.objects("NetworkPolicy", server_pod.namespace)
+            if selects((p["inputs"].get("spec") or {}).get("podSelector") or {}, server_pod.labels)
+            and "Ingress" in ((p["inputs"].get("spec") or {}).get("policyTypes") or ["Ingress"])
+        ]
+        if not selecting:
+            return None
+        for p in selecting:
+            for rule in (p["inputs"].get("spec") or {}).get("ingress") or []:
+                if not _policy_port(rule.get("ports"), server_pod, port):
+                    continue
+                peers = rule.get("from")
+                if not peers or any(self._peer_matches(peer, client, server_pod.namespace) for peer in peers):
+                    return None
+        names = ", ".join(name_of(p) for p in selecting)
+        return (
+            f"the NetworkPolicies selecting {server_pod.label} ({names}) admit no traffic from "
+            f"{client.label} on {port}"
+        )
+
+    def _peer_matches(self, peer: dict[str, Any], client: Endpoint, namespace: str) -> bool:
+        if "ipBlock" in peer:
+            block = peer["ipBlock"]
+            return _covers([block.get("cidr", "")], client.ranges) and not any(
+                _covers([e], client.ranges) for e in block.get("except") or []
+            )
+        if client.pod is None:
+            return False
+        pods = peer_pods(self.plan, peer, namespace) or []
+        return any(
+            p is client.pod or (p.resource, p.name) == (client.pod.resource, client.pod.name) for p in pods
+        )
+
+    def api_block(self, client: Endpoint, service: str) -> str | None:
+        """Why the client cannot reach an AWS API (None when it can), by endpoint or NAT."""
+        endpoint_name = ENDPOINT_SERVICE.get(service, service)
+        for vpce in self.plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+            i = vpce["inputs"]
+            if not str(i.get("serviceName", "")).endswith(f".{endpoint_name}"):
+                continue
+            if i.get("vpcEndpointType") == "Interface" and i.get("privateDnsEnabled"):
+                sgs = set(i.get("securityGroupIds") or [])
+                server = Endpoint(
+                    f"the {endpoint_name} endpoint", vpce["name"], sgs, self._ranges(i.get("subnetIds") or [])
+                )
+                block = self.sg_block(client, server, HTTPS)
+                return f"through {vpce['name']}: {block}" if block else None
+            tables = set(i.get("routeTableIds") or [])
+            if (
+                i.get("vpcEndpointType") == "Gateway"
+                and service in GATEWAY_ENDPOINT_SERVICES
+                and self._routed(client, lambda route, tables=tables: route[1] in tables)
+            ):
+                return self._egress_out(client, f"{endpoint_name} gateway endpoint")
+        if self._routed(
+            client, lambda route: route[0].get("cidrBlock") == ANYWHERE and route[0].get("natGatewayId")
+        ):
+            return self._egress_out(client, "NAT gateway")
+        return f"no {endpoint_name} interface endpoint and no NAT route from its subnets"
+
+    def internet_block(self, client: Endpoint) -> str | None:
+        if self._routed(
+            client, lambda route: route[0].get("cidrBlock") == ANYWHERE and route[0].get("natGatewayId")
+        ):
+            return self._egress_out(client, "NAT gateway")
+        return "its subnets have no route to the internet (natGateways none): use a VPC endpoint or a proxy"
+
+    def _egress_out(self, client: Endpoint, via: str) -> str | None:
+        """Egress to addresses outside the VPC: SGP pods in standard mode leave through the node."""
+        groups = (
+            client.node_groups if client.pod is not None and self.sg_mode == "standard" else client.groups
+        )
+        if sg_allows(self.groups, groups, set(), [ANYWHERE], HTTPS, "egress"):
+            return None
+        return f"its security groups {sorted(groups)} allow no HTTPS egress out of the VPC (via the {via})"
+
+    def _routed(self, client: Endpoint, wanted) -> bool:
+        """Whether every subnet the client sends from has a route satisfying `wanted((route, table_id))`."""
+        tables: dict[str, list[tuple[dict, str]]] = {}
+        for assoc in self.plan.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation"):
+            table = self.plan.resolve(assoc["inputs"].get("routeTableId"))
+            if table:
+                routes = [(r, table["id"]) for r in table["inputs"].get("routes") or []]
+                tables[assoc["inputs"].get("subnetId")] = routes or [({}, table["id"])]
+        subnets = [sid for sid, s in self.subnets.items() if s["inputs"].get("cidrBlock") in client.ranges]
+        return bool(subnets) and all(any(wanted(r) for r in tables.get(s, [])) for s in subnets)
+
+
+def _policy_port(ports: list[dict[str, Any]] | None, pod: Workload, port: int) -> bool:
+    if not ports:
+        return True
+    return any(p.get("port") is None or pod.port_number(p["port"]) == port for p in ports)
+
+
+# -- the edges the platform wires ----------------------------------------------------------------
+
+
+def gateway_pods(plan: PlanView) -> list[Workload]:
+    return [
+        w for w in plan.workloads if any("berriai/litellm" in str(c.get("image", "")) for c in w.containers)
+    ]
+
+
+def service_target(plan: PlanView, host: str, port: int) -> tuple[list[Workload], int | None, str]:
+    """Pods and pod port behind `<svc>.<ns>.svc(.cluster.local)` on a Service port."""
+    parts = host.split(".")
+    if len(parts) < 3 or parts[2] != "svc":
+        return [], None, ""
+    name, ns = parts[0], parts[1]
+    for svc_ns, svc_name, selector, ports in scrape.services(plan):
+        if (svc_ns, svc_name) == (ns, name):
+            pods = plan.pods_of(selector, ns)
+            for p in ports:
+                if int(p.get("port", 0)) == port and pods:
+                    return (
+                        pods,
+                        pods[0].port_number(p.get("targetPort", p.get("port"))),
+                        f"Service {ns}/{name}",
+                    )
+            return pods, None, f"Service {ns}/{name}"
+    return [], None, f"Service {ns}/{name}"
+
+
+def _finding(contract_id: str, client: Endpoint, server: str, what: str, why: str, fix: str) -> Finding:
+    return Finding(contract_id, client.resource, server, f"{client.label} must reach {what}, but {why}.", fix)
+
+
+@contract(
+    "network-policy-enforced",
+    "network",
+    "Checks whether NetworkPolicies are enforced (the vpc-cni add-on's enableNetworkPolicy) whenever the "
+    "plan "
+    "declares any.",
+)
+def policies_enforced(plan: PlanView) -> Iterator[Finding]:
+    policies = plan.objects("NetworkPolicy")
+    if policies and not Network(plan).policies_enforced:
+        addon = plan.addon("vpc-cni")
+        yield Finding(
+            "network-policy-enforced",
+            addon["name"] if addon else "vpc-cni",
+            policies[0]["name"],
+            f"The plan declares {len(policies)} NetworkPolicies, which nothing enforces: the vpc-cni "
+            "add-on must "
+            'set enableNetworkPolicy "true" (otherwise every pod accepts traffic from every other).',
+            'Set configuration_values {"enableNetworkPolicy": "true"} on the vpc-cni add-on.',
+        )
+
+
+@contract(
+    "network-gateway",
+    "network",
+    "Checks whether the gateway's pods reach every self-hosted model, its database, S3, its credentials and "
+    "the external APIs it routes to.",
+)
+def gateway_paths(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    config = plan.gateway_config or {}
+    for w in gateway_pods(plan):
+        client = net.pod(w)
+        for entry in config.get("model_list") or []:
+            params = entry.get("litellm_params") or {}
+            base = str(params.get("api_base", ""))
+            if ".svc" in base:
+                yield from _to_service(
+                    plan, net, client, base, f"model {entry.get('model_name')}", "network-gateway"
+                )
+            elif str(params.get("model", "")).startswith("bedrock/"):
+                block = net.api_block(client, "bedrock-runtime")
+                if block:
+                    yield _finding(
+                        "network-gateway",
+                        client,
+                        "bedrock-runtime",
+                        f"Bedrock for {entry.get('model_name')}",
+                        block,
+                        "Add a bedrock-runtime interface endpoint, or a NAT route.",
+                    )
+            else:
+                block = net.internet_block(client)
+                if block:
+                    yield _finding(
+                        "network-gateway",
+                        client,
+                        "internet",
+                        f"the external API of {entry.get('model_name')}",
+                        block,
+                        "Give the private subnets a NAT route, or remove the external provider.",
+                    )
+        for db in plan.of_type("aws:rds/instance:Instance"):
+            group = plan.resolve(db["inputs"].get("dbSubnetGroupName"), "aws:rds/subnetGroup:SubnetGroup")
+            ranges = net._ranges((group or {}).get("inputs", {}).get("subnetIds") or [])
+            server = Endpoint(
+                f"database {db['name']}",
+                db["name"],
+                set(db["inputs"].get("vpcSecurityGroupIds") or []),
+                ranges,
+            )
+            port = int(db["inputs"].get("port") or (db.get("outputs") or {}).get("port") or 5432)
+            block = net.sg_block(client, server, port)
+            if block:
+                yield _finding(
+                    "network-gateway",
+                    client,
+                    db["name"],
+                    f"its database {db['name']} on {port}",
+                    block,
+                    "Admit the gateway pods' security group in the database's security group.",
+                )
+        settings = config.get("litellm_settings") or {}
+        if "s3_v2" in (settings.get("success_callback") or []):
+            block = net.api_block(client, "s3")
+            if block:
+                yield _finding(
+                    "network-gateway",
+                    client,
+                    "s3",
+                    "S3 for its spend logs",
+                    block,
+                    "Route the pods' subnets to the S3 gateway endpoint and allow HTTPS egress.",
+                )
+        yield from _credentials(plan, net, w, client)
+
+
+def _credentials(plan: PlanView, net: Network, w: Workload, client: Endpoint) -> Iterator[Finding]:
+    """Pod Identity credentials come from an agent on the pod's node (link-local)."""
+    has_identity = any(
+        (a["inputs"].get("namespace"), a["inputs"].get("serviceAccount")) == (w.namespace, w.service_account)
+        for a in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    )
+    if not has_identity:
+        return
+    if plan.addon("eks-pod-identity-agent") is None:
+        yield _finding(
+            "network-gateway",
+            client,
+            "eks-pod-identity-agent",
+            "the EKS Pod Identity agent",
+            "the add-on is not installed",
+            "Install the eks-pod-identity-agent add-on.",
+        )
+    if net.pod_groups(w) is not None and net.sg_mode != "standard":
+        yield _finding(
+            "network-gateway",
+            client,
+            plan.addon("vpc-cni")["name"] if plan.addon("vpc-cni") else "vpc-cni",
+            f"the Pod Identity agent ({POD_IDENTITY_AGENT}) on its node",
+            f"its pods use security groups for pods in {net.sg_mode} mode, where traffic to the node's own "
+            "link-local agent goes through the branch ENI and never arrives",
+            "Set POD_SECURITY_GROUP_ENFORCING_MODE=standard in the vpc-cni add-on's env.",
+        )
+
+
+def _to_service(
+    plan: PlanView, net: Network, client: Endpoint, url: str, what: str, contract_id: str
+) -> Iterator[Finding]:
+    parts = urlsplit(url)
+    pods, port, label = service_target(
+        plan, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    )
+    if not pods or port is None:
+        yield _finding(
+            contract_id,
+            client,
+            label or url,
+            what,
+            f"{url} resolves to no pods of the plan",
+            "Point the URL at an existing Service and port.",
+        )
+        return
+    for pod in pods:
+        server = net.pod(pod)
+        block = net.policy_block(client, pod, port) or net.sg_block(client, server, port)
+        if block:
+            yield _finding(
+                contract_id,
+                client,
+                pod.resource,
+                f"{what} ({label}, pod port {port})",
+                block,
+                "Admit the client in the server's NetworkPolicy and security groups.",
+            )
+
+
+@contract(
+    "network-probes",
+    "network",
+    "Checks whether kubelet probes reach pods that use security groups for pods (standard mode, or TCP early "
+    "demux disabled).",
+)
+def probes(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    demux_off = (
+        str(
+            ((plan.addon_config("vpc-cni").get("init") or {}).get("env") or {}).get(
+                "DISABLE_TCP_EARLY_DEMUX", ""
+            )
+        ).lower()
+        == "true"
+    )
+    for w in plan.workloads:
+        probed = any(
+            c.get(p) for c in w.containers for p in ("livenessProbe", "readinessProbe", "startupProbe")
+        )
+        if probed and net.pod_groups(w) is not None and net.sg_mode != "standard" and not demux_off:
+            yield Finding(
+                "network-probes",
+                w.resource,
+                plan.addon("vpc-cni")["name"] if plan.addon("vpc-cni") else "vpc-cni",
+                f"{w.label} has probes and security groups for pods in {net.sg_mode} mode: the kubelet's TCP "
+                "connections to its branch ENI are dropped, so the pods never become ready.",
+                "Set POD_SECURITY_GROUP_ENFORCING_MODE=standard (or init.env.DISABLE_TCP_EARLY_DEMUX true) "
+                "on vpc-cni.",
+            )
+
+
+def _lambda_endpoint(plan: PlanView, net: Network, function: dict[str, Any]) -> Endpoint | None:
+    config = function["inputs"].get("vpcConfig") or {}
+    if not config.get("subnetIds"):
+        return None
+    return Endpoint(
+        f"Lambda {function['name']}",
+        function["name"],
+        set(config.get("securityGroupIds") or []),
+        net._ranges(config["subnetIds"]),
+    )
+
+
+@contract(
+    "network-lambda",
+    "network",
+    "Checks whether every Lambda in the VPC reaches the AWS APIs its code calls and the URLs its environment "
+    "points it at (the gateway's load balancer).",
+)
+def lambda_paths(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    for function in plan.of_type("aws:lambda/function:Function"):
+        client = _lambda_endpoint(plan, net, function)
+        folder = source_folder(function)
+        if client is None or folder is None:
+            continue
+        for service in sorted(scan(folder).services):
+            block = net.api_block(client, service)
+            if block:
+                yield _finding(
+                    "network-lambda",
+                    client,
+                    service,
+                    f"the {service} API its code calls",
+                    block,
+                    f"Add a {ENDPOINT_SERVICE.get(service, service)} interface endpoint, or let its "
+                    "security group reach the NAT.",
+                )
+        env = (function["inputs"].get("environment") or {}).get("variables") or {}
+        for name, url in sorted(env.items()):
+            if name.endswith("_URL") and str(url).startswith(("http://", "https://")):
+                yield from lambda_to_gateway(plan, net, client, str(url))
+
+
+def load_balancer_of(plan: PlanView, host: str) -> dict[str, Any] | None:
+    """The LoadBalancer Service answering `host`: its own NLB name, or a DNS record pointing at it."""
+    targets = {host}
+    for record in plan.of_type("aws:route53/record:Record"):
+        if record["inputs"].get("name") == host:
+            targets |= set(as_list(record["inputs"].get("records")))
+            targets |= {a.get("name") for a in as_list(record["inputs"].get("aliases"))}
+    for svc in plan.objects("Service"):
+        ingress = (((svc.get("outputs") or {}).get("status") or {}).get("loadBalancer") or {}).get(
+            "ingress"
+        ) or []
+        if {i.get("hostname") for i in ingress} & targets:
+            return svc
+    return None
+
+
+def lambda_to_gateway(plan: PlanView, net: Network, client: Endpoint, url: str) -> Iterator[Finding]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    svc = load_balancer_of(plan, parts.hostname or "")
+    if svc is None:
+        return  # not a load balancer of the plan (the TLS contract checks the gateway's URL)
+    spec = svc["inputs"].get("spec") or {}
+    listener = next((p for p in spec.get("ports") or [] if int(p.get("port", 0)) == port), None)
+    if listener is None:
+        yield _finding(
+            "network-lambda",
+            client,
+            svc["name"],
+            url,
+            f"Service {namespace_of(svc)}/{name_of(svc)} listens on no port {port}",
+            "Use the Service's port in the URL.",
+        )
+        return
+    vpc = [net.vpc_cidr] if net.vpc_cidr else []
+    nlb = Endpoint(f"the load balancer of Service {name_of(svc)}", svc["name"], set(), vpc)
+    if not sg_allows(net.groups, client.groups, set(), vpc, port, "egress"):
+        yield _finding(
+            "network-lambda",
+            client,
+            svc["name"],
+            url,
+            f"its security groups allow no egress to the VPC on {port}",
+            f"Allow {port}/tcp to the VPC CIDR in the function's security group.",
+        )
+    sources = spec.get("loadBalancerSourceRanges") or [ANYWHERE]
+    if not _covers(sources, client.ranges):
+        yield _finding(
+            "network-lambda",
+            client,
+            svc["name"],
+            url,
+            f"the Service admits only {sources} at its load balancer",
+            "Add the function's subnets to loadBalancerSourceRanges.",
+        )
+    for pod in plan.pods_of(spec.get("selector"), namespace_of(svc)):
+        target = pod.port_number(listener.get("targetPort", port))
+        server = net.pod(pod)
+        nodes = Endpoint(
+            "the nodes forwarding the load balancer's traffic", svc["name"], set(), server.ranges
+        )
+        block = (
+            net.policy_block(nodes, pod, target) if target else "the Service's targetPort is not a pod port"
+        )
+        if (
+            not block
+            and target
+            and not sg_allows(net.groups, server.groups, set(), server.ranges, target, "ingress")
+        ):
+            block = f"its security groups {sorted(server.groups)} do not admit the nodes on {target}"
+        if block:
+            yield _finding(
+                "network-lambda",
+                nlb,
+                pod.resource,
+                f"{pod.label} on {target}",
+                block,
+                "Admit the node subnets (load balancer traffic after kube-proxy) on the pod port.",
+            )
+
+
+@contract(
+    "network-scrape",
+    "network",
+    "Checks whether every metrics scraper reaches the targets it keeps (security groups and NetworkPolicies) "
+    "and, for the AMP scraper, the cluster's API server.",
+)
+def scrape_paths(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    for store in scrape.stores(plan):
+        if store.scraper is not None:
+            source = (store.scraper["inputs"].get("source") or {}).get("eks") or {}
+            client = Endpoint(
+                f"AMP scraper {store.scraper['name']}",
+                store.scraper["name"],
+                set(source.get("securityGroupIds") or []),
+                net._ranges(source.get("subnetIds") or []),
+            )
+            api = Endpoint(
+                "the EKS API server",
+                (plan.cluster or {}).get("name", "cluster"),
+                {plan.cluster_security_group} - {None},
+                net._ranges(source.get("subnetIds") or []),
+            )
+            block = net.sg_block(client, api, HTTPS)
+            if block:
+                yield _finding(
+                    "network-scrape",
+                    client,
+                    api.resource,
+                    "the EKS API server (service discovery)",
+                    block,
+                    "Give the scraper the cluster security group, as the AMP docs do.",
+                )
+        else:
+            render = [r for c, r in plan.renders if c["name"] == store.resource]
+            servers = render[0].workloads if render else []
+            workloads = [plan.workload_named(w.kind, w.namespace, w.name) for w in servers]
+            client = net.pod(workloads[0]) if workloads and workloads[0] else None
+            if client is None:
+                continue
+        for target in store.targets:
+            if target.port is None or not scrape.served(target):
+                continue
+            server = net.pod(target.workload)
+            block = net.policy_block(client, target.workload, target.port) or net.sg_block(
+                client, server, target.port
+            )
+            if block:
+                yield _finding(
+                    "network-scrape",
+                    client,
+                    target.workload.resource,
+                    f"{target.workload.label} on {target.port} (job {target.job})",
+                    block,
+                    "Admit the scraper in the target's NetworkPolicy and security groups.",
+                )
+
+
+@contract(
+    "network-autoscaler-metrics",
+    "network",
+    "Checks whether KEDA's operator reaches the metrics store its triggers query.",
+)
+def autoscaler_paths(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    operator = next((w for w in plan.workloads if (w.namespace, w.name) == ("keda", "keda-operator")), None)
+    if operator is None:
+        return
+    client = net.pod(operator)
+    seen = set()
+    for scaler in plan.objects("ScaledObject"):
+        for trigger in (scaler["inputs"].get("spec") or {}).get("triggers") or []:
+            address = str((trigger.get("metadata") or {}).get("serverAddress", ""))
+            if not address or address in seen:
+                continue
+            seen.add(address)
+            host = urlsplit(address).hostname or ""
+            if host.startswith("aps-workspaces."):
+                block = net.api_block(client, "aps-workspaces")
+                if block:
+                    yield _finding(
+                        "network-autoscaler-metrics",
+                        client,
+                        "aps-workspaces",
+                        f"the AMP query API ({address})",
+                        block,
+                        "Add an aps-workspaces interface endpoint or a NAT route.",
+                    )
+            elif ".svc" in host:
+                yield from _to_service(
+                    plan, net, client, address, "the in-cluster Prometheus", "network-autoscaler-metrics"
+                )

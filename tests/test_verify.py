@@ -1,0 +1,746 @@
+"""`llmops verify`: every shipped plan meets every contract, and every contract catches a plan
+broken on purpose, naming the broken resource (the consumer end)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from llmops import cli
+from llmops.verify import CONTRACTS, verify_plan
+
+
+@pytest.fixture(scope="module")
+def docs(plans) -> dict[str, dict]:
+    return {name: result.plan.to_dict() for name, result in plans.items()}
+
+
+def by_name(doc: dict, name: str) -> dict:
+    (found,) = [r for r in doc["resources"] if r["name"] == name]
+    return found
+
+
+def broken(doc: dict, *changes: tuple[str, Callable[[dict], None]]) -> list:
+    """The findings of a copy of the plan with each named resource changed (or removed: fn None)."""
+    doc = copy.deepcopy(doc)
+    for name, change in changes:
+        if change is None:
+            doc["resources"] = [r for r in doc["resources"] if r["name"] != name]
+        else:
+            change(by_name(doc, name))
+    return verify_plan(doc)
+
+
+def assert_flags(findings: list, contract: str, resource: str, *words: str) -> None:
+    hits = [f for f in findings if f.contract == contract and f.resource == resource]
+    assert hits, f"{contract} did not flag {resource}; got {[(f.contract, f.resource) for f in findings]}"
+    assert any(all(w in f.message for w in words) for f in hits), [f.message for f in hits]
+
+
+def policy_doc(resource: dict, edit: Callable[[list], list]) -> None:
+    document = json.loads(resource["inputs"]["policy"])
+    document["Statement"] = edit(document["Statement"])
+    resource["inputs"]["policy"] = json.dumps(document)
+
+
+def gateway_config(resource: dict, edit: Callable[[dict], None]) -> None:
+    config = yaml.safe_load(resource["inputs"]["data"]["config.yaml"])
+    edit(config)
+    resource["inputs"]["data"]["config.yaml"] = yaml.safe_dump(config)
+
+
+def pod(resource: dict) -> dict:
+    spec = resource["inputs"]["spec"]
+    return (
+        (spec.get("jobTemplate") or {}).get("spec", spec)["template"]["spec"]
+        if "jobTemplate" in spec
+        else spec["template"]["spec"]
+    )
+
+
+def without_dependency(name: str) -> Callable[[dict], None]:
+    def change(resource: dict) -> None:
+        resource["dependencies"] = [d for d in resource["dependencies"] if d != name]
+
+    return change
+
+
+def addon_config(edit: Callable[[dict], None]) -> Callable[[dict], None]:
+    def change(resource: dict) -> None:
+        config = json.loads(resource["inputs"]["configurationValues"])
+        edit(config)
+        resource["inputs"]["configurationValues"] = json.dumps(config)
+
+    return change
+
+
+# -- the shipped plans ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_shipped_plans_meet_every_contract(docs, stack):
+    findings = verify_plan(docs[stack])
+    assert findings == [], "\n".join(f"{f.contract} {f.resource}: {f.message}" for f in findings)
+
+
+def test_docs_list_every_contract():
+    from llmops import PROJECT_DIR
+    from llmops.verify import contracts_table
+
+    page = (PROJECT_DIR / "docs" / "verify.md").read_text()
+    begin, end = (
+        page.index("<!-- contracts:begin -->\n") + len("<!-- contracts:begin -->\n"),
+        page.index("<!-- contracts:end -->"),
+    )
+    assert page[begin:end].strip() == contracts_table(), (
+        "run: llmops verify --list, paste into docs/verify.md"
+    )
+
+
+def test_contracts_cover_every_area_the_issue_names():
+    areas = {c.area for c in CONTRACTS}
+    assert {"selectors", "metrics", "network", "permissions", "ordering", "containers", "tls"} <= areas
+    assert all(c.description.startswith("Checks whether ") for c in CONTRACTS)
+
+
+# -- selectors --------------------------------------------------------------------------------
+
+
+def test_service_selecting_no_pod(docs):
+    def change(svc):
+        svc["inputs"]["spec"]["selector"]["llmops.io/model"] = "qwen-smal"
+
+    findings = broken(docs["dev"], ("llmops-dev-serving-qwen-small-service", change))
+    assert_flags(findings, "selector-service", "llmops-dev-serving-qwen-small-service", "must select pods")
+
+
+def test_service_target_port_the_pods_do_not_name(docs):
+    def change(svc):
+        svc["inputs"]["spec"]["ports"][0]["targetPort"] = "metrics"
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-llama-70b-service", change))
+    assert_flags(findings, "selector-service", "llmops-prod-serving-llama-70b-service", "'metrics'")
+
+
+def test_pdb_selecting_no_pod(docs):
+    def change(pdb):
+        pdb["inputs"]["spec"]["selector"]["matchLabels"] = {"app.kubernetes.io/name": "qdrant-0"}
+
+    findings = broken(docs["prod"], ("llmops-prod-vectordb-pdb", change))
+    assert_flags(findings, "selector-pdb", "llmops-prod-vectordb-pdb")
+
+
+def test_network_policy_peer_selecting_no_client(docs):
+    def change(policy):
+        policy["inputs"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] = {
+            "app.kubernetes.io/name": "gateway"
+        }
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-allow-gateway", change))
+    assert_flags(findings, "selector-networkpolicy", "llmops-prod-serving-allow-gateway", "selects no pod")
+    # ...and the path it opened is closed: the gateway no longer reaches its models (prod's other
+    # policy admits only the in-cluster Prometheus).
+    assert_flags(
+        findings, "network-gateway", "llmops-prod-gateway-deployment", "llama-70b", "NetworkPolicies"
+    )
+
+
+def test_network_policy_selecting_no_pod(docs):
+    def change(policy):
+        policy["inputs"]["spec"]["podSelector"] = {"matchLabels": {"app.kubernetes.io/name": "qdrnt"}}
+
+    findings = broken(docs["prod"], ("llmops-prod-vectordb-allow-clients", change))
+    assert_flags(findings, "selector-networkpolicy", "llmops-prod-vectordb-allow-clients")
+
+
+def test_scaled_object_targeting_no_deployment(docs):
+    def change(scaler):
+        scaler["inputs"]["spec"]["scaleTargetRef"]["name"] = "qwen"
+
+    findings = broken(docs["dev"], ("llmops-dev-serving-qwen-small-scaler", change))
+    assert_flags(findings, "selector-scale-target", "llmops-dev-serving-qwen-small-scaler", "models/qwen")
+
+
+def test_hpa_targeting_no_deployment(docs):
+    def change(hpa):
+        hpa["inputs"]["spec"]["scaleTargetRef"]["name"] = "litellm-proxy"
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-hpa", change))
+    assert_flags(findings, "selector-scale-target", "llmops-prod-gateway-hpa", "litellm-proxy")
+
+
+def test_two_autoscalers_on_one_deployment(docs):
+    def change(hpa):
+        hpa["inputs"]["spec"]["scaleTargetRef"] = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "qwen-small",
+        }
+        hpa["inputs"]["metadata"]["namespace"] = "models"
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-hpa", change))
+    assert any(f.contract == "selector-scale-target" and "one autoscaler" in f.message for f in findings)
+
+
+def test_trigger_authentication_that_does_not_exist(docs):
+    findings = broken(docs["dev"], ("llmops-dev-serving-amp-auth", None))
+    assert_flags(findings, "selector-trigger-auth", "llmops-dev-serving-qwen-small-scaler", "amp-sigv4")
+
+
+def test_security_group_policy_selecting_no_pod(docs):
+    def change(policy):
+        policy["inputs"]["spec"]["podSelector"]["matchLabels"] = {"app.kubernetes.io/name": "lite-llm"}
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-pods-sgp", change))
+    assert_flags(findings, "selector-security-group-policy", "llmops-prod-gateway-pods-sgp")
+    # The gateway pods then keep the node's groups, which the database does not admit.
+    assert_flags(findings, "network-gateway", "llmops-prod-gateway-deployment", "database")
+
+
+def test_object_in_a_namespace_nothing_creates(docs):
+    def change(cm):
+        cm["inputs"]["metadata"]["namespace"] = "vectordb"
+
+    findings = broken(docs["prod"], ("llmops-prod-vectordb-snapshot-script", change))
+    assert_flags(findings, "reference-namespace", "llmops-prod-vectordb-snapshot-script", "vectordb")
+
+
+def test_pod_identity_association_for_a_service_account_nothing_creates(docs):
+    def change(assoc):
+        assoc["inputs"]["serviceAccount"] = "litellm-proxy"
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-identity", change))
+    assert_flags(findings, "reference-service-account", "llmops-prod-gateway-identity", "litellm-proxy")
+    # ...so the gateway's pods get no role for their spend logs.
+    assert_flags(
+        findings, "permissions-pods", "llmops-prod-gateway-deployment", "no Pod Identity association"
+    )
+
+
+def test_pod_running_as_a_missing_service_account(docs):
+    def change(deployment):
+        pod(deployment)["serviceAccountName"] = "vllm-llama"
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-llama-70b-deployment", change))
+    assert_flags(
+        findings, "reference-service-account", "llmops-prod-serving-llama-70b-deployment", "vllm-llama"
+    )
+
+
+def test_pod_reading_a_missing_secret(docs):
+    findings = broken(docs["dev"], ("llmops-dev-serving-api-key-k8s", None))
+    assert_flags(findings, "reference-config", "llmops-dev-serving-qwen-small-deployment", "vllm-api-key")
+
+
+def test_pod_selecting_nodes_no_pool_has(docs):
+    def change(deployment):
+        pod(deployment)["nodeSelector"] = {"llmops.io/gpu-pool": "h100-spot"}
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-llama-70b-deployment", change))
+    assert_flags(findings, "selector-node", "llmops-prod-serving-llama-70b-deployment", "h100-spot")
+
+
+def test_pod_not_tolerating_its_pool_taint(docs):
+    def change(deployment):
+        pod(deployment)["tolerations"] = []
+
+    findings = broken(docs["dev"], ("llmops-dev-serving-qwen-small-deployment", change))
+    assert_flags(findings, "selector-node", "llmops-dev-serving-qwen-small-deployment", "nvidia.com/gpu")
+
+
+def test_scrape_job_keeping_no_pod(docs):
+    def unlabelled(deployment):
+        del deployment["inputs"]["spec"]["template"]["metadata"]["labels"]["llmops.io/scrape"]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-deployment", unlabelled))
+    assert_flags(findings, "selector-scrape-job", "llmops-dev-observability-scraper", "platform-apps")
+    assert_flags(findings, "metrics-keda-trigger", "llmops-dev-serving-qwen-small-scaler", "litellm_proxy")
+
+
+def test_karpenter_release_name_not_the_one_the_job_keeps(docs):
+    def change(chart):
+        del chart["inputs"]["name"]  # the release defaults to the resource name
+
+    findings = broken(docs["prod"], ("llmops-prod-gpu-karpenter", change))
+    assert_flags(findings, "selector-scrape-job", "llmops-prod-observability-prometheus", "karpenter")
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_gateway_metrics_off_leaves_scale_from_zero_without_a_signal(docs):
+    def change(cm):
+        def edit(config):
+            del config["litellm_settings"]["callbacks"]
+
+        gateway_config(cm, edit)
+
+    findings = broken(docs["staging"], ("llmops-staging-gateway-config", change))
+    for model in ("qwen-small", "llama-8b"):
+        assert_flags(
+            findings, "metrics-keda-trigger", f"llmops-staging-serving-{model}-scaler", "never fires"
+        )
+
+
+def test_metrics_behind_a_key_are_not_scraped(docs):
+    def change(cm):
+        gateway_config(cm, lambda c: c["litellm_settings"].pop("require_auth_for_metrics_endpoint"))
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-config", change))
+    assert_flags(findings, "metrics-keda-trigger", "llmops-dev-serving-qwen-small-scaler")
+
+
+def test_trigger_filtering_on_a_label_value_no_series_has(docs):
+    def change(scaler):
+        trigger = scaler["inputs"]["spec"]["triggers"][0]
+        trigger["metadata"]["query"] = trigger["metadata"]["query"].replace(
+            'model="qwen-small"', 'model="qwen"'
+        )
+
+    findings = broken(docs["dev"], ("llmops-dev-serving-qwen-small-scaler", change))
+    assert_flags(findings, "metrics-keda-trigger", "llmops-dev-serving-qwen-small-scaler", "label model")
+
+
+def test_trigger_querying_no_store_of_the_plan(docs):
+    def change(scaler):
+        scaler["inputs"]["spec"]["triggers"][0]["metadata"]["serverAddress"] = "http://prometheus.monitoring"
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-qwen-small-scaler", change))
+    assert_flags(findings, "metrics-keda-trigger", "llmops-prod-serving-qwen-small-scaler", "metrics store")
+
+
+def test_hpa_without_metrics_server(docs):
+    findings = broken(docs["dev"], ("llmops-dev-observability-metrics-server", None))
+    assert_flags(findings, "metrics-hpa", "llmops-dev-gateway-hpa", "metrics.k8s.io")
+
+
+def test_hpa_on_cpu_of_containers_requesting_none(docs):
+    def change(deployment):
+        del pod(deployment)["containers"][0]["resources"]["requests"]["cpu"]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-deployment", change))
+    assert_flags(findings, "metrics-hpa", "llmops-dev-gateway-hpa", "requests no cpu")
+
+
+def test_alarm_on_a_dimension_set_the_aggregator_does_not_emit(docs):
+    def change(alarm):
+        alarm["inputs"]["dimensions"]["Route"] = "external"  # [Environment, Team, Route]: never emitted
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-team-payments-daily-cost", change))
+    assert_flags(
+        findings, "metrics-cloudwatch-alarm", "llmops-prod-cost-team-payments-daily-cost", "dimensions"
+    )
+
+
+def test_alarm_for_another_environment(docs):
+    def change(alarm):
+        alarm["inputs"]["dimensions"]["Environment"] = "production"
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-team-payments-daily-cost", change))
+    assert_flags(
+        findings, "metrics-cloudwatch-alarm", "llmops-prod-cost-team-payments-daily-cost", "Environment"
+    )
+
+
+def test_idle_detector_without_accelerated_compute_metrics(docs):
+    """Defect 4: the detector reads node_gpu_utilization, which the add-on publishes only with
+    accelerated_compute_metrics on."""
+
+    def off(config):
+        config["agent"]["config"]["logs"]["metrics_collected"]["kubernetes"][
+            "accelerated_compute_metrics"
+        ] = False
+
+    findings = broken(docs["dev"], ("llmops-dev-observability-cloudwatch-observability", addon_config(off)))
+    assert_flags(findings, "metrics-lambda-reads", "llmops-dev-cost-gpu-idle", "node_gpu_utilization")
+
+
+def test_idle_detector_told_another_cluster(docs):
+    def change(fn):
+        fn["inputs"]["environment"]["variables"]["CLUSTER_NAME"] = "llmops-staging"
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-gpu-idle", change))
+    assert_flags(findings, "metrics-lambda-reads", "llmops-prod-cost-gpu-idle", "ClusterName")
+
+
+# -- network ----------------------------------------------------------------------------------
+
+
+def test_network_policies_not_enforced(docs):
+    findings = broken(
+        docs["prod"], ("llmops-prod-cluster-vpc-cni", addon_config(lambda c: c.pop("enableNetworkPolicy")))
+    )
+    assert_flags(findings, "network-policy-enforced", "llmops-prod-cluster-vpc-cni", "nothing enforces")
+
+
+def test_database_path_removed(docs):
+    def change(sg):
+        sg["inputs"]["ingress"] = []
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-db-sg", change))
+    assert_flags(findings, "network-gateway", "llmops-prod-gateway-deployment", "database", "5432")
+
+
+def test_gateway_pods_without_the_cluster_group_cannot_reach_models(docs):
+    def change(policy):
+        groups = policy["inputs"]["spec"]["securityGroups"]["groupIds"]
+        groups[:] = groups[:1]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-pods-sgp", change))
+    assert_flags(findings, "network-gateway", "llmops-dev-gateway-deployment", "qwen-small", "8000")
+
+
+def test_strict_security_groups_for_pods_cut_credentials_and_probes(docs):
+    """Defect 1: in strict mode the gateway's pods reach neither the Pod Identity agent nor pass
+    their kubelet probes."""
+
+    def strict(config):
+        config["env"]["POD_SECURITY_GROUP_ENFORCING_MODE"] = "strict"
+
+    findings = broken(docs["staging"], ("llmops-staging-cluster-vpc-cni", addon_config(strict)))
+    assert_flags(findings, "network-gateway", "llmops-staging-gateway-deployment", "Pod Identity agent")
+    assert_flags(findings, "network-probes", "llmops-staging-gateway-deployment", "probes")
+
+
+def test_budget_guard_without_a_cloudwatch_endpoint(docs):
+    """Defect 5: the guard's group allows HTTPS inside the VPC only, so DescribeAlarms needs the
+    monitoring endpoint."""
+    findings = broken(docs["dev"], ("llmops-dev-network-monitoring", None))
+    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "cloudwatch", "HTTPS egress")
+
+
+def test_budget_guard_blocked_by_its_group(docs):
+    def change(sg):
+        sg["inputs"]["egress"][0]["fromPort"] = sg["inputs"]["egress"][0]["toPort"] = 80
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-budget-guard-sg", change))
+    assert_flags(findings, "network-lambda", "llmops-prod-cost-budget-guard", "secretsmanager")
+    assert_flags(findings, "network-lambda", "llmops-prod-cost-budget-guard", "gateway.prod.llmops.internal")
+
+
+def test_load_balancer_closed_to_the_guard(docs):
+    def change(svc):
+        svc["inputs"]["spec"]["loadBalancerSourceRanges"] = ["10.0.255.0/24"]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-service", change))
+    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "admits only")
+
+
+def test_amp_scraper_without_the_cluster_group(docs):
+    """Defect 10: a scraper group of its own has no path to the API server."""
+
+    def change(scraper):
+        scraper["inputs"]["source"]["eks"]["securityGroupIds"] = ["sg-scraper"]
+
+    findings = broken(docs["dev"], ("llmops-dev-observability-scraper", change))
+    assert_flags(findings, "network-scrape", "llmops-dev-observability-scraper", "API server")
+
+
+def test_scraper_shut_out_by_the_models_network_policy(docs):
+    findings = broken(docs["staging"], ("llmops-staging-serving-allow-metrics", None))
+    assert_flags(findings, "network-scrape", "llmops-staging-observability-scraper", "NetworkPolicies")
+
+
+def test_keda_shut_out_of_the_in_cluster_prometheus(docs):
+    def deny(policy):
+        policy["inputs"]["metadata"]["namespace"] = "monitoring"
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-default-deny", deny))
+    assert_flags(findings, "network-autoscaler-metrics", "llmops-prod-serving-keda", "prometheus-server")
+
+
+def test_external_provider_without_a_route_to_the_internet(docs):
+    def add_provider(cm):
+        gateway_config(
+            cm,
+            lambda c: c["model_list"].append(
+                {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini"}}
+            ),
+        )
+
+    def no_nat(table):
+        table["inputs"]["routes"] = []
+
+    tables = [
+        r["name"] for r in docs["dev"]["resources"] if r["name"].startswith("llmops-dev-network-private-rt-")
+    ]
+    findings = broken(
+        docs["dev"], ("llmops-dev-gateway-config", add_provider), *[(t, no_nat) for t in tables]
+    )
+    assert_flags(findings, "network-gateway", "llmops-dev-gateway-deployment", "gpt-4o-mini", "no route")
+
+
+# -- permissions ------------------------------------------------------------------------------
+
+
+def test_lambda_call_its_role_does_not_allow(docs):
+    def change(policy):
+        policy_doc(policy, lambda st: [s for s in st if "cloudwatch:DescribeAlarms" not in s["Action"]])
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-budget-guard-policy", change))
+    assert_flags(
+        findings, "permissions-lambda-code", "llmops-prod-cost-budget-guard", "cloudwatch:DescribeAlarms"
+    )
+
+
+def test_lambda_publishing_to_an_encrypted_topic_without_its_key(docs):
+    def change(policy):
+        policy_doc(
+            policy, lambda st: [s for s in st if s["Action"] != ["kms:GenerateDataKey*", "kms:Decrypt"]]
+        )
+
+    findings = broken(docs["dev"], ("llmops-dev-cost-gpu-idle-policy", change))
+    assert_flags(findings, "permissions-lambda-code", "llmops-dev-cost-gpu-idle", "kms:GenerateDataKey")
+
+
+def test_aggregator_reading_objects_its_role_does_not_cover(docs):
+    def change(policy):
+        policy_doc(policy, lambda st: [s for s in st if "s3:GetObject" not in s["Action"]])
+
+    findings = broken(docs["staging"], ("llmops-staging-cost-spend-aggregator-policy", change))
+    assert_flags(findings, "permissions-lambda-code", "llmops-staging-cost-spend-aggregator", "s3:GetObject")
+
+
+def test_s3_notification_without_the_queue_policy(docs):
+    findings = broken(docs["prod"], ("llmops-prod-cost-spend-events-policy", None))
+    assert_flags(findings, "permissions-delivery", "llmops-prod-cost-spend-log-events", "s3.amazonaws.com")
+
+
+def test_delivery_into_a_queue_whose_key_refuses_the_sender(docs):
+    def change(key):
+        policy_doc(
+            key,
+            lambda st: [
+                {
+                    **s,
+                    "Principal": {
+                        "Service": [p for p in s["Principal"]["Service"] if p != "events.amazonaws.com"]
+                    },
+                }
+                if s.get("Sid") == "ServiceUse"
+                else s
+                for s in st
+            ],
+        )
+
+    findings = broken(docs["dev"], ("llmops-dev-gpu-queue-key", change))
+    assert_flags(
+        findings, "permissions-delivery", "llmops-dev-gpu-spot-interruption-target", "events.amazonaws.com"
+    )
+
+
+def test_alarm_action_on_a_topic_cloudwatch_may_not_publish_to(docs):
+    def change(policy):
+        policy_doc(policy, lambda st: [s for s in st if s.get("Sid") != "cloudwatchPublish"])
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-guard-policy", change))
+    assert_flags(
+        findings,
+        "permissions-delivery",
+        "llmops-prod-cost-team-claims-daily-cost",
+        "cloudwatch.amazonaws.com",
+    )
+
+
+def test_sns_subscription_without_the_lambda_permission(docs):
+    findings = broken(docs["dev"], ("llmops-dev-cost-budget-guard-from-sns", None))
+    assert_flags(
+        findings, "permissions-delivery", "llmops-dev-cost-budget-guard-subscription", "Lambda permission"
+    )
+
+
+def test_gateway_role_without_its_spend_log_grant(docs):
+    def change(policy):
+        policy_doc(policy, lambda st: [s for s in st if s["Action"] != ["s3:PutObject"]])
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-role-policy", change))
+    assert_flags(findings, "permissions-pods", "llmops-prod-gateway-deployment", "s3:PutObject")
+
+
+def test_keda_role_without_amp_query(docs):
+    findings = broken(docs["dev"], ("llmops-dev-serving-keda-query", None))
+    assert_flags(findings, "permissions-pods", "llmops-dev-serving-keda", "aps:QueryMetrics")
+
+
+# -- ordering ---------------------------------------------------------------------------------
+
+
+def test_s3_notification_racing_its_queue_policy(docs):
+    """Defect 6."""
+    change = without_dependency("llmops-dev-cost-spend-events-policy")
+    findings = broken(docs["dev"], ("llmops-dev-cost-spend-log-events", change))
+    assert_flags(findings, "ordering-delivery", "llmops-dev-cost-spend-log-events", "spend-events-policy")
+
+
+def test_budget_racing_its_topic_policy(docs):
+    findings = broken(
+        docs["prod"], ("llmops-prod-cost-gpu-budget", without_dependency("llmops-prod-cost-alerts-policy"))
+    )
+    assert_flags(findings, "ordering-delivery", "llmops-prod-cost-gpu-budget", "budgets.amazonaws.com")
+
+
+def test_node_pool_racing_its_crd(docs):
+    def change(pool):
+        pool["dependencies"] = [
+            d for d in pool["dependencies"] if "karpenter" not in d and "nodeclass" not in d
+        ]
+
+    findings = broken(docs["dev"], ("llmops-dev-gpu-l4-spot", change))
+    assert_flags(findings, "ordering-crd", "llmops-dev-gpu-l4-spot", "CRD")
+
+
+def test_gateway_starting_before_its_identity(docs):
+    """Defect 10 (second half)."""
+    change = without_dependency("llmops-dev-gateway-identity")
+    findings = broken(docs["dev"], ("llmops-dev-gateway-deployment", change))
+    assert_flags(findings, "ordering-pod-identity", "llmops-dev-gateway-deployment", "no AWS credentials")
+
+
+def test_cluster_created_before_its_role_policies(docs):
+    change = without_dependency("llmops-prod-cluster-role-AmazonEKSClusterPolicy")
+    findings = broken(docs["prod"], ("llmops-prod-cluster-eks", change))
+    assert_flags(findings, "ordering-role-policies", "llmops-prod-cluster-eks", "AmazonEKSClusterPolicy")
+
+
+# -- containers and TLS -----------------------------------------------------------------------
+
+
+def test_vllm_without_a_user_name(docs):
+    """Defect 13: torch's getpass.getuser() needs USER or LOGNAME for a UID without passwd entry."""
+
+    def change(deployment):
+        container = pod(deployment)["containers"][0]
+        container["env"] = [e for e in container["env"] if e["name"] not in ("USER", "LOGNAME")]
+
+    findings = broken(docs["prod"], ("llmops-prod-serving-llama-70b-deployment", change))
+    assert_flags(
+        findings, "containers-writable-paths", "llmops-prod-serving-llama-70b-deployment", "USER or LOGNAME"
+    )
+
+
+def test_litellm_migrations_on_the_read_only_root(docs):
+    def change(deployment):
+        container = pod(deployment)["containers"][0]
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "migrations"]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-deployment", change))
+    assert_flags(
+        findings, "containers-writable-paths", "llmops-dev-gateway-deployment", "/var/lib/litellm/migrations"
+    )
+
+
+def test_unreviewed_image_with_a_read_only_root(docs):
+    def change(cronjob):
+        pod(cronjob)["containers"][0]["image"] = "busybox:1.37"
+
+    findings = broken(docs["prod"], ("llmops-prod-vectordb-snapshots", change))
+    assert_flags(findings, "containers-writable-paths", "llmops-prod-vectordb-snapshots", "busybox")
+
+
+def test_gateway_serving_plain_http(docs):
+    """Defect 7."""
+
+    def change(deployment):
+        container = pod(deployment)["containers"][0]
+        container["args"] = [
+            a for a in container["args"] if not a.startswith("--ssl") and not a.startswith("/etc/litellm/tls")
+        ]
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-deployment", change))
+    assert_flags(findings, "tls-load-balancer", "llmops-prod-gateway-service", "plain HTTP")
+
+
+def test_guard_calling_the_gateway_over_http(docs):
+    def change(fn):
+        variables = fn["inputs"]["environment"]["variables"]
+        variables["GATEWAY_URL"] = variables["GATEWAY_URL"].replace("https://", "http://")
+
+    findings = broken(docs["dev"], ("llmops-dev-cost-budget-guard", change))
+    assert_flags(findings, "tls-gateway-clients", "llmops-dev-cost-budget-guard", "must use https")
+
+
+def test_guard_trusting_another_ca(docs):
+    def change(fn):
+        fn["inputs"]["environment"]["variables"]["GATEWAY_CA_CERT"] = "-----BEGIN CERTIFICATE-----\nx\n"
+
+    findings = broken(docs["staging"], ("llmops-staging-cost-budget-guard", change))
+    assert_flags(findings, "tls-gateway-clients", "llmops-staging-cost-budget-guard", "must trust the CA")
+
+
+def test_certificate_not_naming_the_gateway_host(docs):
+    def change(request):
+        request["inputs"]["dnsNames"] = ["litellm.llmops-gateway.svc"]
+
+    findings = broken(docs["prod"], ("llmops-prod-gateway-tls-request", change))
+    assert_flags(
+        findings, "tls-gateway-clients", "llmops-prod-cost-budget-guard", "gateway.prod.llmops.internal"
+    )
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_verify_command_exits_1_naming_the_broken_resource(docs, tmp_path, capsys):
+    doc = copy.deepcopy(docs["dev"])
+    by_name(doc, "llmops-dev-serving-qwen-small-service")["inputs"]["spec"]["selector"]["llmops.io/model"] = (
+        "x"
+    )
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    assert cli.main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "selector-service  llmops-dev-serving-qwen-small-service" in out and "fix:" in out
+    assert cli.main(["verify", str(path), "--json"]) == 1
+    (finding,) = [
+        f for f in json.loads(capsys.readouterr().out)["findings"] if f["contract"] == "selector-service"
+    ]
+    assert (
+        finding["resource"] == "llmops-dev-serving-qwen-small-service" and finding["peer"] and finding["fix"]
+    )
+
+
+def test_verify_command_passes_a_shipped_plan(plans, capsys):
+    assert cli.main(["verify", str(plans["prod"].out_dir / "plan.json")]) == 0
+    assert "0 broken contract(s)" in capsys.readouterr().out
+
+
+def test_plan_fails_on_a_broken_contract(monkeypatch, capsys, tmp_path):
+    """`llmops plan` runs verify and exits 1 on a broken contract, like a mandatory policy."""
+    from llmops import plan as plan_cmd
+    from llmops.verify import Finding
+
+    broken_contract = Finding("selector-service", "svc", "pods", "Service x must select pods.", "fix it")
+    monkeypatch.setattr(plan_cmd.verify, "verify_plan", lambda doc: [broken_contract])
+    assert cli.main(["plan", "dev", "--build-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "Service x must select pods." in captured.out
+    assert "1 broken contract(s) between components" in captured.err
+
+
+def test_a_stack_without_nat_gets_the_endpoints_its_paths_need(tmp_path, plan_stack_file):
+    """Without NAT, KEDA's AMP queries and the budget guard's CloudWatch calls go through interface
+    endpoints the network component adds whatever interfaceEndpoints says; the plan verifies."""
+    from llmops import PROJECT_DIR
+
+    text = (
+        (PROJECT_DIR / "stacks" / "Pulumi.staging.yaml")
+        .read_text()
+        .replace("natGateways: single", "natGateways: none")
+    )
+    result = plan_stack_file(tmp_path, "nonat", text)
+    services = {
+        r["inputs"]["serviceName"].rsplit(".", 1)[-1]
+        for r in result.plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    assert {"aps-workspaces", "monitoring"} <= services
+    assert not result.plan.of_type("aws:ec2/natGateway:NatGateway")
+    assert result.findings == [], [f.message for f in result.findings]
+    doc = copy.deepcopy(result.plan.to_dict())
+    doc["resources"] = [r for r in doc["resources"] if not r["name"].endswith("-network-aps-workspaces")]
+    assert_flags(
+        verify_plan(doc), "network-autoscaler-metrics", "llmops-staging-serving-keda", "no aps-workspaces"
+    )
