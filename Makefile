@@ -39,10 +39,12 @@ plan: $(BIN)/llmops lambda-deps  ## offline plan of a stack (STACK=dev by defaul
 
 test: venv  ## the whole test suite, with lint
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 lint: $(BIN)/llmops
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(BIN)/llmops  ## benchmarks: offline plan time, spend aggregator vs DuckDB
 	$(BIN)/pip install -q -r requirements-bench.txt

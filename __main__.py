@@ -39,6 +39,8 @@ pulumi.export("metricsQueryUrl", platform.observability.metrics.query_url)
 pulumi.export("qdrantUrl", platform.vector_db.url)
 pulumi.export("qdrantApiKeySecretArn", platform.vector_db.api_key_secret_arn)
 pulumi.export("qdrantBackupsBucket", platform.vector_db.backups_bucket)
+pulumi.export("gatewayUrl", platform.gateway.url)
+pulumi.export("gatewayCaCertificate", platform.gateway.ca_certificate)  # what clients trust; not a secret
 pulumi.export("gatewayLogsBucket", platform.gateway.logs_bucket)
 pulumi.export("promptBucket", platform.prompt_store.bucket_name)
 pulumi.export("promptWriterRoleArn", platform.prompt_store.writer_role_arn)

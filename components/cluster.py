@@ -17,8 +17,24 @@ from llmops import versions
 CONTROL_PLANE_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # Add-ons the nodes need to become Ready are created before the node group; the rest after.
 ADDONS_BEFORE_NODES = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
-# Security groups for pods (SecurityGroupPolicy) need the VPC CNI to manage pod ENIs.
-ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"env": {"ENABLE_POD_ENI": "true"}})}
+# The VPC CNI (aws/amazon-vpc-cni-k8s v1.20.4 README; EKS user guide, cni-network-policy and
+# security-groups-for-pods):
+# - enableNetworkPolicy: the network policy agent enforces NetworkPolicies (off by default: they
+#   would be inert);
+# - ENABLE_POD_ENI: security groups for pods (the gateway's pods reach their database through
+#   their own group);
+# - POD_SECURITY_GROUP_ENFORCING_MODE standard: pods with their own groups still reach the Pod
+#   Identity agent on their node's link-local address and answer kubelet probes (strict mode
+#   needs DISABLE_TCP_EARLY_DEMUX for probes and drops traffic to the node itself); traffic leaving
+#   the VPC uses the node's groups.
+ADDON_CONFIGURATION = {
+    "vpc-cni": json.dumps(
+        {
+            "enableNetworkPolicy": "true",
+            "env": {"ENABLE_POD_ENI": "true", "POD_SECURITY_GROUP_ENFORCING_MODE": "standard"},
+        }
+    )
+}
 
 
 @dataclass
@@ -48,11 +64,13 @@ class Cluster(pulumi.ComponentResource):
         logs_key = ctx.kms_key(
             f"{name}-logs-key", "EKS control-plane logs", self, ["logs.{region}.amazonaws.com"]
         )
-        autoscaling = ctx.arn(
-            "iam", "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", False
-        )
+        # EC2 launches (Auto Scaling for the system nodes, Fleet for Karpenter's) use the key through
+        # EC2 with service-linked roles that IAM gives no rights on it (components/kms.py).
         self.ebs_key_arn = ctx.kms_key(
-            f"{name}-ebs-key", "EBS volumes of nodes and PVCs", self, grant_users=[autoscaling]
+            f"{name}-ebs-key",
+            "EBS volumes of nodes and PVCs",
+            self,
+            via_services=["ec2.{region}.amazonaws.com"],
         ).arn
 
         eks_trust = iam.document(
@@ -65,7 +83,7 @@ class Cluster(pulumi.ComponentResource):
         )
         # The VPC resource controller policy lets EKS attach branch ENIs: security groups for pods
         # (the gateway's pods reach its database through their own security group).
-        role = iam.role(
+        role, role_policies = iam.role(
             f"{name}-role", eks_trust, ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"],
             ctx.partition, self,
         )  # fmt: skip
@@ -107,7 +125,9 @@ class Cluster(pulumi.ComponentResource):
             deletion_protection=ctx.settings.deletion_protection,
             upgrade_policy={"support_type": "STANDARD"},
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[log_group, secrets_use], protect=ctx.settings.deletion_protection
+                parent=self,
+                depends_on=[log_group, secrets_use, *role_policies],
+                protect=ctx.settings.deletion_protection,
             ),
         )
         self.name = cluster.name
@@ -189,7 +209,7 @@ class Cluster(pulumi.ComponentResource):
     def _ebs_csi_role(self) -> aws.iam.Role:
         ctx = self._ctx
         child = pulumi.ResourceOptions(parent=self)
-        role = iam.role(
+        role, _ = iam.role(
             f"{self._name}-ebs-csi-role",
             iam.pod_identity_trust(ctx.account_id),
             ["service-role/AmazonEBSCSIDriverPolicy"],
@@ -224,7 +244,7 @@ class Cluster(pulumi.ComponentResource):
     def _system_nodes(self, cluster, subnet_ids, depends_on) -> aws.eks.NodeGroup:
         ctx, nodes = self._ctx, self._ctx.settings.cluster.system_nodes
         child = pulumi.ResourceOptions(parent=self)
-        role = iam.role(
+        role, role_policies = iam.role(
             f"{self._name}-system-node-role", iam.ec2_trust(), iam.NODE_MANAGED_POLICIES, ctx.partition, self
         )
         template = aws.ec2.LaunchTemplate(
@@ -265,8 +285,11 @@ class Cluster(pulumi.ComponentResource):
             update_config={"max_unavailable": 1},
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             labels={"llmops.io/node-role": "system"},
+            # Nodes join with the role's policies: the node group waits for the attachments.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=depends_on, ignore_changes=["scalingConfig.desiredSize"]
+                parent=self,
+                depends_on=[*depends_on, *role_policies],
+                ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
 

@@ -46,7 +46,7 @@ class AwsContext:
         description: str,
         parent: pulumi.Resource,
         services: list[str] | None = None,
-        grant_users: list[str] | None = None,
+        via_services: list[str] | None = None,
     ):
         """A customer-managed key for this stack (see components/kms.py)."""
         return kms.new_key(
@@ -58,5 +58,5 @@ class AwsContext:
             region=self.region,
             protect=self.protect,
             services=services,
-            grant_users=grant_users,
+            via_services=via_services,
         )

@@ -34,10 +34,13 @@ def add_alarms(
     args: CostAlarmsArgs,
     alerts: pulumi.Output[str],
     guard: pulumi.Output[str] | None,
+    alerts_policy: pulumi.Resource,
 ) -> None:
     ctx, settings = args.context, args.settings
     env, prefix = ctx.settings.environment, ctx.settings.name_prefix
     child = pulumi.ResourceOptions(parent=parent)
+    # Budgets and Cost Anomaly Detection refuse a subscriber topic they may not publish to.
+    after_policy = pulumi.ResourceOptions(parent=parent, depends_on=[alerts_policy])
 
     for budget in settings.team_budgets:
         dims = {"Environment": env, "Team": budget.team}
@@ -155,7 +158,7 @@ def add_alarms(
                     **subscribers,
                 },
             ],
-            opts=child,
+            opts=after_policy,
         )
 
     # Cost Anomaly Detection on everything tagged with this environment (a custom monitor; the
@@ -182,5 +185,5 @@ def add_alarms(
                 "values": [f"{settings.anomaly_min_impact_usd:g}"],
             }
         },
-        opts=child,
+        opts=after_policy,
     )

@@ -83,16 +83,19 @@ class CostAlarmsArgs:
     gpu_pool_names: list[str] = field(default_factory=list)
     """Karpenter NodePools whose nodes the GPU budget counts (karpenter.sh/nodepool tag)."""
     gateway_url: pulumi.Input[str] | None = None
-    """URL of the gateway as the VPC sees it: its internal load balancer (http://<NLB DNS name>);
-    cluster DNS names do not resolve from Lambda. None: no budget guard."""
+    """URL of the gateway as the VPC sees it: https://<its private DNS name> (a Route 53 private
+    zone of the VPC; cluster DNS names do not resolve from Lambda). None: no budget guard."""
+    gateway_ca_certificate: pulumi.Input[str] | None = None
+    """PEM of the CA that issued the gateway's certificate: the budget guard verifies the gateway
+    with it."""
     gateway_master_key_secret_arn: pulumi.Input[str] | None = None
     """Secret holding the gateway's master key (bare `sk-...` or JSON with master_key)."""
     gateway_secret_key_arn: pulumi.Input[str] | None = None
     """KMS key that encrypts that secret (the guard decrypts it). None: the AWS-managed key."""
     vpc_id: pulumi.Input[str] | None = None
     vpc_cidr: str | None = None
-    """The budget guard's security group may reach only addresses in this CIDR (the gateway's
-    internal load balancer and the VPC endpoints)."""
+    """The budget guard's security group may reach only HTTPS in this CIDR (the gateway's internal
+    load balancer and the VPC endpoints of Secrets Manager and CloudWatch)."""
     vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
 
@@ -114,6 +117,7 @@ class CostAlarms(pulumi.ComponentResource):
             f"{name}-key", f"{self._prefix} cost alarms", parent=self, services=KEY_SERVICES
         )
         self.function_names = {}
+        self.topic_policies: dict[str, aws.sns.TopicPolicy] = {}
 
         self.alerts_topic_arn = self._topic("alerts", ["cloudwatch", "budgets", "costalerts"]).arn
         guarded = args.gateway_url is not None and args.gateway_master_key_secret_arn is not None
@@ -136,7 +140,9 @@ class CostAlarms(pulumi.ComponentResource):
             self._gpu_idle()
         from components.cost_alarm_rules import add_alarms  # the alarms, budget, anomaly monitor
 
-        add_alarms(self, name, args, self.alerts_topic_arn, self.guard_topic_arn)
+        add_alarms(
+            self, name, args, self.alerts_topic_arn, self.guard_topic_arn, self.topic_policies["alerts"]
+        )
         self.register_outputs(
             {"alerts_topic_arn": self.alerts_topic_arn, "spend_queue_url": self.spend_queue_url}
         )
@@ -144,6 +150,8 @@ class CostAlarms(pulumi.ComponentResource):
     # -- building blocks ---------------------------------------------------------------------
 
     def _topic(self, role: str, publishers: list[str]) -> aws.sns.Topic:
+        """An encrypted topic the publishers (AWS services) may publish to; `topic.policy` is the
+        topic policy, which what AWS validates at creation (Budgets, Cost Anomaly Detection) waits for."""
         topic = aws.sns.Topic(f"{self._name}-{role}", kms_master_key_id=self._key.arn, opts=self._child)
         statements = [
             iam.allow(
@@ -152,7 +160,7 @@ class CostAlarms(pulumi.ComponentResource):
             | {"Sid": f"{p}Publish", "Principal": {"Service": f"{p}.amazonaws.com"}}
             for p in publishers
         ]
-        aws.sns.TopicPolicy(
+        self.topic_policies[role] = aws.sns.TopicPolicy(
             f"{self._name}-{role}-policy",
             arn=topic.arn,
             policy=iam.document_output(*statements),
@@ -221,17 +229,16 @@ class CostAlarms(pulumi.ComponentResource):
             )
             guard_sg = aws.ec2.SecurityGroup(
                 f"{self._name}-{role}-sg",
-                description="Budget guard: HTTP to the gateway's load balancer, HTTPS to VPC endpoints",
+                description="Budget guard: HTTPS to the gateway's load balancer and to VPC endpoints",
                 vpc_id=self._args.vpc_id,
                 ingress=[],
                 egress=[
                     {
                         "protocol": "tcp",
-                        "from_port": port,
-                        "to_port": port,
+                        "from_port": 443,
+                        "to_port": 443,
                         "cidr_blocks": [self._args.vpc_cidr],
                     }
-                    for port in (80, 443)
                 ],
                 opts=self._child,
             )
@@ -290,7 +297,7 @@ class CostAlarms(pulumi.ComponentResource):
         bucket_arn = pulumi.Output.from_input(args.logs_bucket).apply(
             lambda b: f"arn:{ctx.partition}:s3:::{b}"
         )
-        aws.sqs.QueuePolicy(
+        queue_policy = aws.sqs.QueuePolicy(
             f"{self._name}-spend-events-policy",
             queue_url=queue.id,
             policy=iam.document_output(
@@ -356,7 +363,8 @@ class CostAlarms(pulumi.ComponentResource):
             queues=[
                 {"queue_arn": queue.arn, "events": ["s3:ObjectCreated:*"], "filter_prefix": args.logs_prefix}
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue]),
+            # S3 checks at creation that it may send to the queue: the queue policy comes first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]),
         )
         return queue.url
 
@@ -393,6 +401,7 @@ class CostAlarms(pulumi.ComponentResource):
             ],
             {
                 "GATEWAY_URL": args.gateway_url,
+                "GATEWAY_CA_CERT": args.gateway_ca_certificate,
                 "GATEWAY_SECRET_ID": args.gateway_master_key_secret_arn,
                 "GUARD_TOPIC_ARN": guard.arn,
                 "DRY_RUN": "true" if args.settings.budget_guard_dry_run else "false",

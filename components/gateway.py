@@ -11,8 +11,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from components import gateway_tls, hardening, iam
 from components import gateway_workload as workload
-from components import hardening, iam
 from components.context import AwsContext
 from components.s3 import private_bucket
 from components.secrets import stored_secret
@@ -63,8 +63,10 @@ class Gateway(pulumi.ComponentResource):
     master_key_secret_arn: pulumi.Output[str]
     data_key_arn: pulumi.Output[str]
     """The KMS key of the gateway's secrets (whoever reads the master key needs it)."""
-    url: pulumi.Output[str]
-    """http://<internal load balancer>: the gateway as the VPC sees it (Lambdas, VPN clients)."""
+    url: str
+    """https://<hostname>: the gateway as the VPC sees it (Lambdas, pods, VPN clients)."""
+    ca_certificate: pulumi.Output[str]
+    """PEM of the CA that issued the gateway's certificate: what clients trust (not a secret)."""
     config: dict
     """The generated LiteLLM config (no secret values in it)."""
 
@@ -122,7 +124,7 @@ class Gateway(pulumi.ComponentResource):
         self.data_key_arn = data_key.arn
         self._secret("database-url", data_key, database_url)
 
-        role = self._role(bucket, logs_key)
+        role, identity = self._role(bucket, logs_key)
         self.role_arn = role.arn
         env = {
             MASTER_KEY_ENV: master,
@@ -130,7 +132,7 @@ class Gateway(pulumi.ComponentResource):
             VLLM_API_KEY_ENV: self.vllm_api_key,
         }
         env.update(self._provider_keys())
-        self._workload(env, bucket, logs_key, pods_sg)
+        self._workload(env, bucket, logs_key, pods_sg, identity)
         self.register_outputs(
             {
                 "logs_bucket": self.logs_bucket,
@@ -215,9 +217,9 @@ class Gateway(pulumi.ComponentResource):
                 keys[provider.api_key_env] = pulumi.Output.secret(version.secret_string)
         return keys
 
-    def _role(self, bucket: aws.s3.Bucket, key: aws.kms.Key) -> aws.iam.Role:
+    def _role(self, bucket: aws.s3.Bucket, key: aws.kms.Key):
         ctx, name, child = self._ctx, self._name, pulumi.ResourceOptions(parent=self)
-        role, _ = iam.pod_identity_role(
+        role, identity = iam.pod_identity_role(
             name, account_id=ctx.account_id, cluster_name=self._args.cluster_name,
             namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, parent=self,
         )  # fmt: skip
@@ -234,12 +236,12 @@ class Gateway(pulumi.ComponentResource):
                     [f"arn:{ctx.partition}:bedrock:{r}::foundation-model/*" for r in regions],
                 )
             )
-        aws.iam.RolePolicy(
+        policy = aws.iam.RolePolicy(
             f"{name}-role-policy", role=role.id, policy=iam.document_output(*statements), opts=child
         )
-        return role
+        return role, [identity, policy]
 
-    def _workload(self, secret_env: dict, bucket, key, pods_sg) -> None:
+    def _workload(self, secret_env: dict, bucket, key, pods_sg, identity: list[pulumi.Resource]) -> None:
         settings, gw, name = self._ctx.settings, self._ctx.settings.gateway, self._name
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self._args.k8s_provider)
         ns = hardening.namespace(
@@ -263,8 +265,24 @@ class Gateway(pulumi.ComponentResource):
             string_data={k: pulumi.Output.secret(v) for k, v in secret_env.items()},
             opts=k8s_opts,
         )
+        hostname = gw.dns_name(settings.environment)
+        certificate = gateway_tls.issue(
+            f"{name}-tls",
+            [hostname, f"{workload.APP}.{NAMESPACE}.svc", f"{workload.APP}.{NAMESPACE}.svc.cluster.local"],
+            gw.certificate_validity_days,
+            settings.name_prefix,
+            self,
+        )
+        self.ca_certificate = certificate.ca_cert_pem
+        tls_secret = k8s.core.v1.Secret(
+            f"{name}-tls-secret",
+            metadata={**meta, "name": "litellm-tls"},
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": certificate.cert_pem, "tls.key": certificate.key_pem},
+            opts=k8s_opts,
+        )
         # Security groups for pods (vpc-cni ENABLE_POD_ENI): the database admits only this group.
-        k8s.apiextensions.CustomResource(
+        security_groups = k8s.apiextensions.CustomResource(
             f"{name}-pods-sgp",
             api_version="vpcresources.k8s.aws/v1beta1",
             kind="SecurityGroupPolicy",
@@ -285,8 +303,10 @@ class Gateway(pulumi.ComponentResource):
             service_account=SERVICE_ACCOUNT,
             config_map=config_map.metadata["name"],
             env_secret=env_secret.metadata["name"],
+            tls_secret=tls_secret.metadata["name"],
             plain_env=plain_env,
-            checksum=workload.config_checksum(config_yaml),
+            config_checksum=workload.checksum(config_yaml),
+            certificate_checksum=certificate.cert_pem.apply(workload.checksum),
             cpu_request=gw.cpu_request,
             cpu_limit=gw.cpu_limit,
             memory_mib=gw.memory_request_mib,
@@ -300,8 +320,13 @@ class Gateway(pulumi.ComponentResource):
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": template,
             },
+            # Pods started before the association get no credentials, and pods admitted before the
+            # SecurityGroupPolicy keep the node's groups (the database would refuse them).
             opts=pulumi.ResourceOptions(
-                parent=self, provider=self._args.k8s_provider, ignore_changes=["spec.replicas"]
+                parent=self,
+                provider=self._args.k8s_provider,
+                ignore_changes=["spec.replicas"],
+                depends_on=[*identity, security_groups],
             ),
         )
         service = k8s.core.v1.Service(
@@ -310,12 +335,20 @@ class Gateway(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": workload.SELECTOR,
-                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+                # TCP passthrough: LiteLLM terminates TLS; only the VPC may reach the node ports
+                # the cloud controller opens for the NLB.
+                "ports": [
+                    {"name": "https", "port": workload.SERVICE_PORT, "targetPort": "https", "protocol": "TCP"}
+                ],
+                "loadBalancerSourceRanges": [self._args.vpc_cidr],
             },
             opts=k8s_opts,
         )
         # Pulumi waits for the load balancer to be provisioned before the Service is ready.
-        self.url = service.status.apply(lambda st: f"http://{st.load_balancer.ingress[0].hostname}")
+        load_balancer = service.status.apply(lambda st: st.load_balancer.ingress[0].hostname)
+        gateway_tls.private_record(f"{name}-dns", hostname, self._args.vpc_id, load_balancer, self)
+        self.url = f"https://{hostname}"
+        self.hostname = hostname
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata={**meta, "name": "litellm"},

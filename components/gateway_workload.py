@@ -12,21 +12,29 @@ from typing import Any
 from llmops import versions
 
 APP = "litellm"
-PORT = 4000  # LiteLLM's default proxy port
+PORT = 4000  # LiteLLM's default proxy port; it serves HTTPS there (gateway_tls.py)
+SERVICE_PORT = 443
 CONFIG_DIR = "/etc/litellm"
+TLS_DIR = "/etc/litellm/tls"
+# Start-up copies the database migrations here (a writable volume: the root is read-only).
+MIGRATION_DIR = "/var/lib/litellm/migrations"
 LABELS = {
     "app.kubernetes.io/name": APP,
     "app.kubernetes.io/component": "gateway",
     "app.kubernetes.io/part-of": "llmops",
+    "llmops.io/scrape": "true",  # the platform-apps scrape job keeps these pods (observability.py)
 }
+# LiteLLM's /metrics (the prometheus callback) on the proxy port, over TLS.
+METRICS_ANNOTATIONS = {"llmops.io/metrics-port": str(PORT), "llmops.io/metrics-scheme": "https"}
 SELECTOR = {"app.kubernetes.io/name": APP}
 CONFIG_KEY = "config.yaml"
 NOBODY = 65534
 
 
-def config_checksum(config_yaml: str) -> str:
-    """Pod-template annotation: a config change changes the template and rolls the pods."""
-    return hashlib.sha256(config_yaml.encode()).hexdigest()
+def checksum(text: str) -> str:
+    """Pod-template annotation: a changed config or certificate changes the template and rolls the
+    pods (LiteLLM reads both only at start)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def pod_template(
@@ -34,16 +42,27 @@ def pod_template(
     service_account: str,
     config_map: str,
     env_secret: str,
+    tls_secret: str,
     plain_env: dict[str, Any],
-    checksum: str,
+    config_checksum: str,
+    certificate_checksum: Any,
     cpu_request: str,
     cpu_limit: str,
     memory_mib: int,
 ) -> dict:
-    env = [{"name": k, "value": v} for k, v in plain_env.items()]
-    probe = {"httpGet": {"path": "/health/liveliness", "port": "http"}, "timeoutSeconds": 5}
+    env = [{"name": k, "value": v} for k, v in {**plain_env, "LITELLM_MIGRATION_DIR": MIGRATION_DIR}.items()]
+    # The kubelet does not verify the certificate of an HTTPS probe.
+    probe = {
+        "httpGet": {"path": "/health/liveliness", "port": "https", "scheme": "HTTPS"},
+        "timeoutSeconds": 5,
+    }
+    annotations = {
+        **METRICS_ANNOTATIONS,
+        "checksum/config": config_checksum,
+        "checksum/certificate": certificate_checksum,
+    }
     return {
-        "metadata": {"labels": LABELS, "annotations": {"checksum/config": checksum}},
+        "metadata": {"labels": LABELS, "annotations": annotations},
         "spec": {
             "serviceAccountName": service_account,
             # EKS Pod Identity injects its own projected token; the API token is not needed.
@@ -55,6 +74,7 @@ def pod_template(
                 "runAsNonRoot": True,
                 "runAsUser": NOBODY,
                 "runAsGroup": NOBODY,
+                "fsGroup": NOBODY,  # the TLS key is readable by the group only
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "topologySpreadConstraints": [
@@ -77,8 +97,12 @@ def pod_template(
                         str(PORT),
                         "--host",
                         "0.0.0.0",
+                        "--ssl_certfile_path",
+                        f"{TLS_DIR}/tls.crt",
+                        "--ssl_keyfile_path",
+                        f"{TLS_DIR}/tls.key",
                     ],
-                    "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                    "ports": [{"name": "https", "containerPort": PORT, "protocol": "TCP"}],
                     "env": env,
                     "envFrom": [{"secretRef": {"name": env_secret}}],
                     "resources": {
@@ -90,7 +114,7 @@ def pod_template(
                     "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
                     "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 3},
                     "readinessProbe": {
-                        "httpGet": {"path": "/health/readiness", "port": "http"},
+                        "httpGet": {"path": "/health/readiness", "port": "https", "scheme": "HTTPS"},
                         "periodSeconds": 10,
                         "timeoutSeconds": 5,
                         "failureThreshold": 3,
@@ -103,13 +127,17 @@ def pod_template(
                     },
                     "volumeMounts": [
                         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                        {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
                         {"name": "tmp", "mountPath": "/tmp"},  # uvicorn and prisma scratch space
+                        {"name": "migrations", "mountPath": MIGRATION_DIR},
                     ],
                 }
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": config_map}},
+                {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}},
+                {"name": "migrations", "emptyDir": {"sizeLimit": "64Mi"}},
             ],
         },
     }
@@ -141,9 +169,9 @@ def hpa_spec(deployment: str, min_replicas: int, max_replicas: int) -> dict:
 
 
 def network_policy_spec(vpc_cidr: str) -> dict:
-    """Ingress only on the proxy port, from addresses in the VPC (the internal NLB with IP
-    targets, and pods, which get VPC addresses from the VPC CNI). Egress stays open: models,
-    AWS endpoints and external providers live at many addresses."""
+    """Ingress only on the proxy port, from addresses in the VPC: the nodes forwarding the internal
+    NLB's traffic (kube-proxy), pods (VPC addresses from the VPC CNI) and the metrics scraper.
+    Egress stays open: models, AWS endpoints and external providers live at many addresses."""
     return {
         "podSelector": {"matchLabels": SELECTOR},
         "policyTypes": ["Ingress"],

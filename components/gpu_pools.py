@@ -10,13 +10,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam
+from components import iam, names
 from components.context import AwsContext
 from components.karpenter_policy import controller_statements
 from llmops import versions
 from llmops.settings.infra import GpuPool
 
-KARPENTER_NAMESPACE = "kube-system"
+KARPENTER_NAMESPACE = names.KARPENTER_NAMESPACE
 POOL_LABEL = "llmops.io/gpu-pool"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 # Helm values of per-GPU-node daemons (device plugin, DCGM exporter): only on GPU pool nodes,
@@ -71,6 +71,9 @@ class GpuPools(pulumi.ComponentResource):
         controller_role = self._controller_role(node_role, queue)
         karpenter = k8s.helm.v4.Chart(
             f"{name}-karpenter",
+            # The release name names the chart's Deployment, Service and PDB (its fullname helper);
+            # "karpenter" is what the platform's scrape job keeps (components/observability.py).
+            name=names.KARPENTER_RELEASE,
             chart=versions.KARPENTER.ref,
             version=versions.KARPENTER.version,
             namespace=KARPENTER_NAMESPACE,
@@ -122,7 +125,7 @@ class GpuPools(pulumi.ComponentResource):
 
     def _node_role(self) -> aws.iam.Role:
         child = pulumi.ResourceOptions(parent=self)
-        role = iam.role(
+        role, _ = iam.role(
             f"{self._name}-node-role", iam.ec2_trust(), iam.NODE_MANAGED_POLICIES, self._ctx.partition, self
         )
         # Nodes join the cluster through an access entry (no aws-auth ConfigMap).

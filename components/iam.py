@@ -79,18 +79,21 @@ NODE_MANAGED_POLICIES = [
 
 def role(
     name: str, trust: str, managed_policies: list[str], partition: str, parent: pulumi.Resource
-) -> aws.iam.Role:
-    """A role with AWS-managed policies attached (names relative to arn:...:policy/)."""
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """A role with AWS-managed policies attached (names relative to arn:...:policy/), and the
+    attachments: whatever a service starts using the role for at creation must wait for them."""
     opts = pulumi.ResourceOptions(parent=parent)
     created = aws.iam.Role(name, assume_role_policy=trust, opts=opts)
-    for policy in managed_policies:
+    attachments = [
         aws.iam.RolePolicyAttachment(
             f"{name}-{policy.rsplit('/', 1)[-1]}",
             role=created.name,
             policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
             opts=opts,
         )
-    return created
+        for policy in managed_policies
+    ]
+    return created, attachments
 
 
 def pod_identity_role(

@@ -1,6 +1,8 @@
-"""Karpenter's controller IAM policy, scoped the way Karpenter's own CloudFormation template
-scopes it (karpenter.sh/docs/reference/cloudformation, v1): instances, launch templates and
-instance profiles only when tagged for this cluster; read-only calls limited to the region."""
+"""Karpenter's controller IAM policy: the statements of Karpenter's own CloudFormation template at
+the pinned release (aws/karpenter-provider-aws v1.8.1, website/content/en/docs/getting-started/
+getting-started-with-karpenter/cloudformation.yaml, KarpenterControllerPolicy; tests compare them
+with a copy in tests/facts), plus the KMS use our customer keys need (encrypted node volumes and
+the encrypted interruption queue), which that template leaves to the AWS-managed keys."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ def controller_statements(
                 f"{ec2}:*:network-interface/*",
                 f"{ec2}:*:launch-template/*",
                 f"{ec2}:*:spot-instances-request/*",
+                f"{ec2}:*:capacity-reservation/*",
             ],
             "Condition": {"StringEquals": owned, "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}},
         },
@@ -110,7 +113,6 @@ def controller_statements(
             "Sid": "AllowRegionalReadActions",
             "Effect": "Allow",
             "Action": [
-                "ec2:DescribeAvailabilityZones",
                 "ec2:DescribeCapacityReservations",
                 "ec2:DescribeImages",
                 "ec2:DescribeInstances",
@@ -152,11 +154,31 @@ def controller_statements(
         {
             "Sid": "AllowScopedInstanceProfileCreationActions",
             "Effect": "Allow",
-            "Action": ["iam:CreateInstanceProfile", "iam:TagInstanceProfile"],
+            "Action": ["iam:CreateInstanceProfile"],
             "Resource": profile,
             "Condition": {
                 "StringEquals": {**owned, "aws:RequestTag/topology.kubernetes.io/region": region},
                 "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+            },
+        },
+        {
+            # Tagging an instance profile: only one already tagged for this cluster and region, and
+            # only with those same tags.
+            "Sid": "AllowScopedInstanceProfileTagActions",
+            "Effect": "Allow",
+            "Action": ["iam:TagInstanceProfile"],
+            "Resource": profile,
+            "Condition": {
+                "StringEquals": {
+                    **resource_owned,
+                    "aws:ResourceTag/topology.kubernetes.io/region": region,
+                    **owned,
+                    "aws:RequestTag/topology.kubernetes.io/region": region,
+                },
+                "StringLike": {
+                    "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                    "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                },
             },
         },
         {
@@ -176,7 +198,13 @@ def controller_statements(
         {
             "Sid": "AllowInstanceProfileReadActions",
             "Effect": "Allow",
-            "Action": ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"],
+            "Action": "iam:GetInstanceProfile",
+            "Resource": profile,
+        },
+        {
+            "Sid": "AllowUnscopedInstanceProfileListAction",
+            "Effect": "Allow",
+            "Action": "iam:ListInstanceProfiles",
             "Resource": "*",
         },
         {
@@ -189,12 +217,15 @@ def controller_statements(
             # Encrypted node volumes (EBS key) and the encrypted interruption queue.
             "Sid": "AllowKeyUse",
             "Effect": "Allow",
-            "Action": [
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:CreateGrant",
-            ],
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
             "Resource": key_arns,
+        },
+        {
+            # EC2 attaches the encrypted volumes through a grant: only grants for AWS resources.
+            "Sid": "AllowKeyGrantsForAWSResources",
+            "Effect": "Allow",
+            "Action": "kms:CreateGrant",
+            "Resource": key_arns,
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
         },
     ]

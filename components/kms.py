@@ -9,12 +9,17 @@ import pulumi_aws as aws
 
 
 def key_policy(
-    account_id: str, partition: str, region: str, services: list[str], grant_users: list[str] | None = None
+    account_id: str, partition: str, region: str, services: list[str], via_services: list[str] | None = None
 ) -> str:
     """The account's administrators manage the key; the named AWS services may use it.
 
     Logs and SNS/SQS/EventBridge use the key on the account's behalf, so they are named as
-    principals, limited to this account by aws:SourceAccount.
+    principals, limited to this account by aws:SourceAccount. `via_services` (e.g.
+    `ec2.{region}.amazonaws.com`) lets any principal of the account use the key through that service
+    only, as the AWS-managed aws/ebs key does: EC2 Auto Scaling's and EC2 Fleet's service-linked roles
+    launch nodes with encrypted volumes and get no KMS rights from IAM, and naming a role that does
+    not exist yet (a new account has no AWSServiceRoleForAutoScaling) would fail the key's creation
+    (docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html).
     """
     statements = [
         {
@@ -42,14 +47,16 @@ def key_policy(
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
-    if grant_users:
-        # Service-linked roles (e.g. EC2 Auto Scaling launching nodes with encrypted volumes)
-        # get no KMS rights from IAM; the key policy must name them.
+    if via_services:
+        through = {
+            "kms:CallerAccount": account_id,
+            "kms:ViaService": [s.replace("{region}", region) for s in via_services],
+        }
         statements.append(
             {
-                "Sid": "ServiceLinkedRoleUse",
+                "Sid": "UseThroughService",
                 "Effect": "Allow",
-                "Principal": {"AWS": grant_users},
+                "Principal": {"AWS": "*"},
                 "Action": [
                     "kms:Encrypt",
                     "kms:Decrypt",
@@ -58,16 +65,17 @@ def key_policy(
                     "kms:DescribeKey",
                 ],
                 "Resource": "*",
+                "Condition": {"StringEquals": through},
             }
         )
         statements.append(
             {
-                "Sid": "ServiceLinkedRoleGrants",
+                "Sid": "GrantsThroughService",
                 "Effect": "Allow",
-                "Principal": {"AWS": grant_users},
+                "Principal": {"AWS": "*"},
                 "Action": "kms:CreateGrant",
                 "Resource": "*",
-                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                "Condition": {"StringEquals": through, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
@@ -83,7 +91,7 @@ def new_key(
     region: str,
     protect: bool,
     services: list[str] | None = None,
-    grant_users: list[str] | None = None,
+    via_services: list[str] | None = None,
 ) -> aws.kms.Key:
     """A symmetric key with yearly rotation and a 30-day deletion window (the maximum)."""
     return aws.kms.Key(
@@ -92,6 +100,6 @@ def new_key(
         enable_key_rotation=True,
         deletion_window_in_days=30,
         multi_region=False,
-        policy=key_policy(identity.account_id, partition, region, services or [], grant_users),
+        policy=key_policy(identity.account_id, partition, region, services or [], via_services),
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )

@@ -16,7 +16,8 @@ from components.gpu_pools import GPU_TAINT, POOL_LABEL
 from components.observability import MetricsSource
 from llmops.settings.serving import ModelSettings
 
-VLLM_UID = 10001  # the image declares no user; any UID works once HOME and /tmp are writable
+VLLM_UID = 10001  # the image declares no user; any UID works with a name, HOME and /tmp writable
+VLLM_USER = "vllm"  # no passwd entry for the UID: getpass.getuser() (torch) reads USER / LOGNAME
 HOME = "/home/vllm"
 # Scale from zero: while a model has no replica, vLLM exports no queue depth, so the wake-up
 # signal is the gateway's request counter for the model (LiteLLM's Prometheus metric, scraped
@@ -71,7 +72,11 @@ def _env(model: ModelSettings, api_key_secret: str, region: str) -> list[dict[st
             "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "VLLM_API_KEY"}},
         },
         {"name": "HOME", "value": HOME},
+        {"name": "USER", "value": VLLM_USER},
+        {"name": "LOGNAME", "value": VLLM_USER},
         {"name": "HF_HOME", "value": f"{HOME}/.cache/huggingface"},
+        # Compile caches on the writable home volume, whatever torch would derive from the user.
+        {"name": "TORCHINDUCTOR_CACHE_DIR", "value": f"{HOME}/.cache/torchinductor"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},  # no telemetry leaves the cluster
         {"name": "DO_NOT_TRACK", "value": "1"},
     ]

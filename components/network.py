@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -36,6 +36,9 @@ class NetworkArgs:
     context: AwsContext
     cluster_name: str
     """Tagged on subnets so Kubernetes places internal load balancers in them."""
+    required_endpoints: list[str] = field(default_factory=list)
+    """Interface endpoints other components need whatever the settings say (the budget guard's
+    CloudWatch calls: its security group allows HTTPS inside the VPC only)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -94,7 +97,7 @@ class Network(pulumi.ComponentResource):
             )
             route_tables.append(table)
 
-        self._endpoints(name, ctx, vpc, private, route_tables)
+        self._endpoints(name, ctx, vpc, private, route_tables, args.required_endpoints)
         self._flow_logs(name, ctx, vpc)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
 
@@ -134,7 +137,7 @@ class Network(pulumi.ComponentResource):
             nat_ids.append(nat.id)
         return nat_ids
 
-    def _endpoints(self, name, ctx: AwsContext, vpc, private, route_tables) -> None:
+    def _endpoints(self, name, ctx: AwsContext, vpc, private, route_tables, required: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -152,7 +155,7 @@ class Network(pulumi.ComponentResource):
             egress=[],
             opts=child,
         )
-        for service in ctx.settings.network.interface_endpoints:
+        for service in dict.fromkeys([*ctx.settings.network.interface_endpoints, *required]):
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
                 vpc_id=vpc.id,

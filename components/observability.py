@@ -42,14 +42,14 @@ class ObservabilityArgs:
     context: AwsContext
     cluster_name: pulumi.Input[str]
     cluster_security_group_id: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     k8s_provider: k8s.Provider
     system_nodes: pulumi.Resource
 
 
-def scrape_configs(interval_seconds: int) -> dict:
-    """vLLM pods, DCGM exporter pods and Karpenter's metrics endpoint, by Kubernetes discovery."""
+def scrape_configs(interval_seconds: int, dcgm_exporter: bool) -> dict:
+    """vLLM pods, DCGM exporter pods (when this component runs the exporter), Karpenter's metrics
+    endpoint and opted-in platform apps, by Kubernetes discovery."""
 
     def pods(job: str, namespace: str, app: str, port: int) -> dict:
         return {
@@ -84,16 +84,19 @@ def scrape_configs(interval_seconds: int) -> dict:
         "relabel_configs": [
             {
                 "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpoint_port_name"],
-                "regex": f"karpenter;{names.KARPENTER_METRICS_PORT_NAME}",
+                "regex": f"{names.KARPENTER_RELEASE};{names.KARPENTER_METRICS_PORT_NAME}",
                 "action": "keep",
             }
         ],
     }
-    # Platform apps (the gateway) opt in with the label llmops.io/scrape=true and name their
-    # metrics port in the annotation llmops.io/metrics-port.
+    # Platform apps (the gateway) opt in with the label llmops.io/scrape=true, name their metrics
+    # port in the annotation llmops.io/metrics-port and, when they serve TLS, the scheme in
+    # llmops.io/metrics-scheme. The gateway's certificate names its DNS name, not the pod IP the
+    # scraper dials, so these targets are scraped encrypted without verifying the name.
     apps = {
         "job_name": "platform-apps",
         "kubernetes_sd_configs": [{"role": "pod"}],
+        "tls_config": {"insecure_skip_verify": True},
         "relabel_configs": [
             {
                 "source_labels": ["__meta_kubernetes_pod_label_llmops_io_scrape"],
@@ -109,6 +112,11 @@ def scrape_configs(interval_seconds: int) -> dict:
                 "replacement": "$1:$2",
                 "target_label": "__address__",
             },
+            {
+                "source_labels": ["__meta_kubernetes_pod_annotation_llmops_io_metrics_scheme"],
+                "regex": "(https?)",
+                "target_label": "__scheme__",
+            },
             {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
             {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         ],
@@ -117,7 +125,11 @@ def scrape_configs(interval_seconds: int) -> dict:
         "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": "10s"},
         "scrape_configs": [
             pods("vllm", names.MODELS_NAMESPACE, names.VLLM_APP, names.VLLM_PORT),
-            pods("dcgm-exporter", names.MONITORING_NAMESPACE, names.DCGM_APP, names.DCGM_PORT),
+            *(
+                [pods("dcgm-exporter", names.MONITORING_NAMESPACE, names.DCGM_APP, names.DCGM_PORT)]
+                if dcgm_exporter
+                else []
+            ),
             karpenter,
             apps,
         ],
@@ -140,8 +152,13 @@ class Observability(pulumi.ComponentResource):
             hardening.PRIVILEGED_NAMESPACE_LABELS, self._k8s,
         )  # fmt: skip
         self._workspace: aws.amp.Workspace | None = None
+        # GPU telemetry: with Container Insights, the add-on's own DCGM exporter feeds CloudWatch
+        # (node_gpu_utilization, read by the idle-GPU detector); a second exporter on the same GPUs
+        # would double the load. Without it, this component's exporter feeds Prometheus.
+        self.gpu_metrics_in_cloudwatch = cfg.container_insights
+        scrape = scrape_configs(cfg.scrape_interval_seconds, dcgm_exporter=not cfg.container_insights)
         if cfg.metrics_source == "amp":
-            self._workspace = self._amp(scrape_configs(cfg.scrape_interval_seconds))
+            self._workspace = self._amp(scrape)
             self.workspace_arn = self._workspace.arn
             self.metrics = MetricsSource(
                 query_url=self._workspace.prometheus_endpoint.apply(lambda u: u.rstrip("/")),
@@ -150,7 +167,7 @@ class Observability(pulumi.ComponentResource):
                 in_cluster_pod_labels=None,
             )
         else:
-            self._in_cluster_prometheus(scrape_configs(cfg.scrape_interval_seconds))
+            self._in_cluster_prometheus(scrape)
             self.workspace_arn = None
             self.metrics = MetricsSource(
                 query_url=pulumi.Output.from_input(PROMETHEUS_URL),
@@ -158,9 +175,11 @@ class Observability(pulumi.ComponentResource):
                 scraper_cidr=None,
                 in_cluster_pod_labels=PROMETHEUS_POD_LABELS,
             )
-        self._dcgm_exporter()
+        self._metrics_server()
         if cfg.container_insights:
             self._container_insights()
+        else:
+            self._dcgm_exporter()
         self.register_outputs({"workspace_arn": self.workspace_arn, "query_url": self.metrics.query_url})
 
     def grant_query(self, name: str, role: aws.iam.Role) -> None:
@@ -179,32 +198,6 @@ class Observability(pulumi.ComponentResource):
         # AMP encrypts every workspace at rest with an AWS-owned key. No customer key: that
         # managed collectors write to customer-key workspaces is unconfirmed (docs/serving.md).
         workspace = aws.amp.Workspace(f"{self._name}-amp", alias=ctx.settings.name_prefix, opts=child)
-        scraper_sg = aws.ec2.SecurityGroup(
-            f"{self._name}-scraper-sg",
-            description="AMP managed scraper: reaches pod metrics endpoints",
-            vpc_id=args.vpc_id,
-            egress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": 0,
-                    "to_port": 65535,
-                    "cidr_blocks": [ctx.settings.network.cidr],
-                    "description": "metrics endpoints inside the VPC",
-                }
-            ],
-            opts=child,
-        )
-        for port in (names.VLLM_PORT, names.DCGM_PORT, 8080):  # 8080: Karpenter's metrics
-            aws.vpc.SecurityGroupIngressRule(
-                f"{self._name}-scraper-to-{port}",
-                security_group_id=args.cluster_security_group_id,
-                referenced_security_group_id=scraper_sg.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                description="AMP managed scraper",
-                opts=child,
-            )
         cluster_arn = pulumi.Output.from_input(args.cluster_name).apply(
             lambda n: ctx.arn("eks", f"cluster/{n}")
         )
@@ -215,7 +208,9 @@ class Observability(pulumi.ComponentResource):
                 "eks": {
                     "cluster_arn": cluster_arn,
                     "subnet_ids": args.subnet_ids,
-                    "security_group_ids": [scraper_sg.id],
+                    # The cluster security group, as the AMP docs prescribe: it admits itself, so the
+                    # scraper reaches the API server (service discovery) and every pod on the nodes.
+                    "security_group_ids": [args.cluster_security_group_id],
                 }
             },
             destination={"amp": {"workspace_arn": workspace.arn}},
@@ -327,9 +322,32 @@ class Observability(pulumi.ComponentResource):
             ),
         )
 
+    def _metrics_server(self) -> None:
+        """metrics-server serves the resource metrics API (metrics.k8s.io) that CPU-based
+        HorizontalPodAutoscalers (the gateway's) read; EKS installs none."""
+        chart = versions.METRICS_SERVER
+        k8s.helm.v4.Chart(
+            f"{self._name}-metrics-server",
+            name="metrics-server",
+            chart=chart.name,
+            version=chart.version,
+            repository_opts={"repo": chart.repo},
+            namespace=names.SYSTEM_NAMESPACE,
+            values={
+                "nodeSelector": {"llmops.io/node-role": "system"},
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "200Mi"},
+                    "limits": {"cpu": "500m", "memory": "400Mi"},
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self._args.k8s_provider, depends_on=[self._args.system_nodes]
+            ),
+        )
+
     def _container_insights(self) -> None:
         ctx = self._ctx
-        role = iam.role(
+        role, _ = iam.role(
             f"{self._name}-cloudwatch-role",
             iam.pod_identity_trust(ctx.account_id),
             ["CloudWatchAgentServerPolicy"],
@@ -344,8 +362,8 @@ class Observability(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             pod_identity_associations=[{"service_account": "cloudwatch-agent", "role_arn": role.arn}],
-            # Our own DCGM exporter feeds Prometheus; the add-on's GPU collection would run a
-            # second exporter on every GPU node.
+            # GPU utilisation per node and device in CloudWatch (ContainerInsights node_gpu_*), which
+            # the idle-GPU detector reads; the add-on runs its DCGM exporter on the GPU nodes.
             configuration_values=json.dumps(
                 {
                     "agent": {
@@ -354,7 +372,7 @@ class Observability(pulumi.ComponentResource):
                                 "metrics_collected": {
                                     "kubernetes": {
                                         "enhanced_container_insights": True,
-                                        "accelerated_compute_metrics": False,
+                                        "accelerated_compute_metrics": True,
                                     }
                                 }
                             }

@@ -21,6 +21,20 @@ from components.vector_db import VectorDb, VectorDbArgs
 from llmops.settings import StackSettings
 
 
+def required_endpoints(settings: StackSettings) -> list[str]:
+    """Interface endpoints the components' paths need whatever `network.interfaceEndpoints` says:
+    the budget guard calls CloudWatch from the VPC with HTTPS to the VPC only (monitoring); without
+    NAT, KEDA queries AMP (aps-workspaces) and the gateway calls Bedrock (bedrock-runtime) through
+    endpoints. `llmops verify` reports any path still missing."""
+    needed = ["monitoring"]
+    if settings.network.nat_gateways == "none":
+        if settings.observability.metrics_source == "amp":
+            needed.append("aps-workspaces")
+        if any(p.kind == "bedrock" for p in settings.gateway.external_providers):
+            needed.append("bedrock-runtime")
+    return needed
+
+
 class Platform(pulumi.ComponentResource):
     network: Network
     cluster: Cluster
@@ -57,7 +71,9 @@ class Platform(pulumi.ComponentResource):
         ctx = dataclasses.replace(ctx, access_logs=access_logs.bucket)
         cluster_name = settings.name_prefix
 
-        self.network = Network(f"{name}-network", NetworkArgs(ctx, cluster_name), in_aws)
+        self.network = Network(
+            f"{name}-network", NetworkArgs(ctx, cluster_name, required_endpoints(settings)), in_aws
+        )
         self.cluster = Cluster(
             f"{name}-cluster",
             ClusterArgs(ctx, cluster_name, self.network.vpc_id, self.network.private_subnet_ids),
@@ -82,7 +98,6 @@ class Platform(pulumi.ComponentResource):
                 context=ctx,
                 cluster_name=self.cluster.name,
                 cluster_security_group_id=self.cluster.security_group_id,
-                vpc_id=self.network.vpc_id,
                 subnet_ids=self.network.private_subnet_ids,
                 k8s_provider=self.cluster.provider,
                 system_nodes=self.cluster.system_nodes,
@@ -127,9 +142,11 @@ class Platform(pulumi.ComponentResource):
                 settings=settings.cost_alarms,
                 logs_bucket=self.gateway.logs_bucket,
                 logs_key_arn=self.gateway.logs_key_arn,
-                cluster_name=self.cluster.name,
+                # The idle-GPU detector reads Container Insights' GPU metrics: none without the add-on.
+                cluster_name=self.cluster.name if self.observability.gpu_metrics_in_cloudwatch else None,
                 gpu_pool_names=[p.name for p in settings.gpu_pools],
                 gateway_url=self.gateway.url,
+                gateway_ca_certificate=self.gateway.ca_certificate,
                 gateway_master_key_secret_arn=self.gateway.master_key_secret_arn,
                 gateway_secret_key_arn=self.gateway.data_key_arn,
                 vpc_id=self.network.vpc_id,

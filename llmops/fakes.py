@@ -50,6 +50,8 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
         fake = f"offline-fake-{_hex(name, int(inputs.get('length', 32)))}"
         state.update(result=fake, bcryptHash="$2a$10$fake")
         return f"{name}-id", state
+    if type_.startswith("tls:"):
+        return f"{name}-id", {**state, **_tls_state(type_, name)}
     if not type_.startswith("aws:"):
         if type_.startswith("kubernetes:") and "metadata" in inputs:
             meta = {"name": f"{name}-{_hex(name, 8)}", **(inputs.get("metadata") or {})}
@@ -140,9 +142,32 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
             f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/scraper.aps.amazonaws.com/"
             f"AWSServiceRoleForAmazonPrometheusScraper_{_hex(name, 15)}"
         )
+    elif module == "route53" and kind == "zone":
+        rid = "Z" + _hex(name, 20).upper()
+        state.update(zoneId=rid, nameServers=[f"ns-{i}.awsdns-00.com" for i in (1, 2)])
+        arn = f"arn:aws:route53:::hostedzone/{rid}"
     state.setdefault("arn", arn)
     state.setdefault("id", rid)
     return rid, state
+
+
+def _pem(kind: str, seed: str) -> str:
+    body = base64.b64encode(f"offline-fake-{kind}-{seed}".encode()).decode()
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def _tls_state(type_: str, name: str) -> dict[str, Any]:
+    """pulumi-tls outputs: fake PEMs (the private key is a secret output the engine masks)."""
+    if type_ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": _pem("PRIVATE KEY", name), "publicKeyPem": _pem("PUBLIC KEY", name)}
+    if type_ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": _pem("CERTIFICATE REQUEST", name)}
+    return {
+        "certPem": _pem("CERTIFICATE", name),
+        "validityStartTime": "2026-01-01T00:00:00Z",
+        "validityEndTime": "2027-01-01T00:00:00Z",
+        "readyForRenewal": False,
+    }
 
 
 def _caller_identity(args: dict, region: str) -> dict:

@@ -50,12 +50,15 @@ GPU_NODE_AMI_ALIASES = {
 # vLLM's OpenAI-compatible server image; it ships the Run:ai model streamer (runai_streamer load
 # format, S3 support) and runs as root (the image defines no user: see docs/serving.md).
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
-# KEDA 2.18 supports Kubernetes 1.32-1.34 (keda.sh/docs/operate/cluster, compatibility matrix).
-KEDA = Chart("keda", "2.18.1", "https://kedacore.github.io/charts")
+# KEDA 2.19 is tested on Kubernetes 1.32-1.34 (keda.sh/docs/2.19/operate/cluster; 2.18 stopped at 1.33).
+KEDA = Chart("keda", "2.19.0", "https://kedacore.github.io/charts")
 # The chart deploys nvcr.io/nvidia/k8s/dcgm-exporter:4.4.1-4.6.0-ubuntu22.04.
 DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts")
 # In-cluster Prometheus, only where the stack says metricsSource: prometheus.
 PROMETHEUS = Chart("prometheus", "27.28.0", "https://prometheus-community.github.io/helm-charts")
+# metrics-server (app v0.8.1) for the resource metrics API behind CPU-based HPAs
+# (kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1, charts/metrics-server).
+METRICS_SERVER = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/")
 # The CloudWatch observability add-on (Container Insights); Pod Identity needs >= v3.1.0.
 CLOUDWATCH_OBSERVABILITY_ADDON = "v4.6.0-eksbuild.1"
 # The -unprivileged variant runs without root (the default image runs as root).

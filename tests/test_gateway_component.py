@@ -154,7 +154,8 @@ def test_deployment_is_pinned_probed_limited_and_hardened():
     (container,) = spec["containers"]
     assert container["image"] == versions.LITELLM_IMAGE and ":v1.100.5" in container["image"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["port"] == "http", probe
+        assert container[probe]["httpGet"]["port"] == "https", probe
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe  # the proxy serves TLS only
     assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
     hardening = container["securityContext"]
     assert hardening["allowPrivilegeEscalation"] is False and hardening["readOnlyRootFilesystem"] is True

@@ -137,6 +137,19 @@ def test_spend_logs_go_to_the_kms_encrypted_bucket():
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
 
 
+def test_prometheus_metrics_are_on_readable_by_the_scraper_and_free_of_people():
+    """LiteLLM mounts /metrics only for a prometheus success callback, answers it without a key only
+    when require_auth_for_metrics_endpoint is false, and refuses to start on an unknown excluded label
+    (its own label list, read from the installed release)."""
+    from litellm.types.integrations.prometheus import UserAPIKeyLabelNames
+
+    litellm = render_config(settings(), [LLAMA])["litellm_settings"]
+    assert "prometheus" in litellm["callbacks"]
+    assert litellm["require_auth_for_metrics_endpoint"] is False
+    known = {label.value for label in UserAPIKeyLabelNames}
+    assert {"user_email", "end_user", "client_ip"} <= set(litellm["prometheus_exclude_labels"]) <= known
+
+
 def test_message_logging_is_off_in_regulated_stacks_and_prompts_never_stored():
     regulated = render_config(settings("regulated"), [LLAMA])
     internal = render_config(settings("internal"), [LLAMA])

@@ -2,17 +2,21 @@
 
 Fixtures (module-scoped, stopped at teardown): two OpenAI-compatible stubs standing in for vLLM
 (tests/stubs), a moto server for S3 and KMS, and `python -m litellm.proxy.proxy_cli` as a
-subprocess on a free port with the config `render_config` produced for a regulated stack. The
-only change made to the rendered config is `s3_endpoint_url`, pointing the spend logger at moto.
-No database: the proxy runs with the master key only.
+subprocess on a free port with the config `render_config` produced for a regulated stack and the
+TLS arguments of the gateway's pod (a certificate from a throw-away CA shaped like the stack's).
+The only change made to the rendered config is `s3_endpoint_url`, pointing the spend logger at
+moto. No database: the proxy runs with the master key only.
 """
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
+import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import gateway_workload
+from components.model_workload import GATEWAY_DEMAND_QUERY
 from llmops.gateway.config import (
     LOGS_BUCKET_ENV,
     LOGS_KMS_KEY_ENV,
@@ -33,7 +39,9 @@ from llmops.gateway.config import (
     render_environment,
 )
 from llmops.settings import from_config
+from llmops.verify.metrics import selectors
 from tests.stubs.openai_stub import REPLY, OpenAIStub
+from tests.tls_certs import issue
 
 pytestmark = pytest.mark.slow
 boto3 = pytest.importorskip("boto3")
@@ -78,13 +86,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, context=None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2, context=context):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.25)
@@ -155,29 +163,50 @@ def proxy(stubs, moto, tmp_path_factory):
             "LITELLM_TELEMETRY": "False",
         }
     )
+    certificates = issue(workdir / "tls", ["gateway.test.llmops.internal"], ["127.0.0.1"])
     log_path = workdir / "proxy.log"
     started = time.monotonic()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config_path),
-             "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "litellm.proxy.proxy_cli", *pod_args(config_path, port, certificates)],
             cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://127.0.0.1:{port}"
+    context = ssl.create_default_context(cadata=certificates.ca_pem)
     try:
-        wait_http(f"{base}/health/liveliness", START_TIMEOUT_S, proc)
+        wait_http(f"{base}/health/liveliness", START_TIMEOUT_S, proc, context)
     except Exception:
         proc.kill()
         proc.wait()
         raise AssertionError(f"proxy did not start:\n{log_path.read_text()[-4000:]}") from None
     print(f"\nLiteLLM proxy ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    yield {"base": base, "log": log_path, "config": config}
+    yield {"base": base, "port": port, "log": log_path, "config": config, "tls": context}
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def pod_args(config_path: Path, port: int, certificates) -> list[str]:
+    """The gateway container's own arguments (components/gateway_workload.py), with this test's
+    config, port, loopback host and certificate files in place of the pod's paths."""
+    template = gateway_workload.pod_template(
+        service_account="litellm", config_map="c", env_secret="e", tls_secret="t", plain_env={},
+        config_checksum="x", certificate_checksum="y", cpu_request="1", cpu_limit="1", memory_mib=512,
+    )  # fmt: skip
+    args = list(template["spec"]["containers"][0]["args"])
+    swap = {
+        "--config": str(config_path),
+        "--port": str(port),
+        "--host": "127.0.0.1",
+        "--ssl_certfile_path": str(certificates.cert_path),
+        "--ssl_keyfile_path": str(certificates.key_path),
+    }
+    for flag, value in swap.items():
+        args[args.index(flag) + 1] = value
+    return args
 
 
 def chat(proxy, model: str, content: str, **extra) -> dict:
@@ -188,10 +217,49 @@ def chat(proxy, model: str, content: str, **extra) -> dict:
         headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60, context=proxy["tls"]) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as err:
         raise AssertionError(f"{model}: HTTP {err.code}: {err.read()[:2000]!r}") from None
+
+
+def test_the_gateway_speaks_tls_only(proxy):
+    """Clients that trust the stack's CA get a verified connection; plain HTTP and clients that do
+    not trust the CA get nothing."""
+    with urllib.request.urlopen(f"{proxy['base']}/health/liveliness", timeout=10, context=proxy["tls"]) as r:
+        assert r.status == 200
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        urllib.request.urlopen(
+            f"{proxy['base']}/health/liveliness", timeout=10, context=ssl.create_default_context()
+        )
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    plain = http.client.HTTPConnection("127.0.0.1", proxy["port"], timeout=10)
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        plain.request("GET", "/health/liveliness")
+        plain.getresponse()
+    plain.close()
+
+
+def test_metrics_carry_the_signal_that_wakes_a_scaled_to_zero_model(proxy):
+    """The gateway-demand KEDA trigger (components/model_workload.py) reads a counter per requested
+    model from the gateway's /metrics, unauthenticated (the scraper holds no key); the series the
+    trigger selects must be what the real proxy serves, and carry no labels naming people."""
+    chat(proxy, "chat-primary", "wake up", user="end-user-42")
+    (selector,) = selectors(GATEWAY_DEMAND_QUERY.format(name="chat-primary"))
+    deadline, samples = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not samples:
+        with urllib.request.urlopen(f"{proxy['base']}/metrics", timeout=10, context=proxy["tls"]) as r:
+            assert r.status == 200  # no Authorization header sent
+            text = r.read().decode()
+        samples = [line for line in text.splitlines() if line.startswith(selector.metric + "{")]
+        time.sleep(0.5)
+    wanted = [(label, value) for label, op, value in selector.matchers if op == "="]
+    matching = [s for s in samples if all(f'{label}="{value}"' in s for label, value in wanted)]
+    assert matching, f"no {selector.metric} series with {wanted}: {samples}"
+    assert float(matching[0].rsplit(" ", 1)[1]) >= 1
+    for excluded in proxy["config"]["litellm_settings"]["prometheus_exclude_labels"]:
+        assert not re.search(rf'[{{,]{excluded}="', text), f"label {excluded} reached the metrics"
+    assert "end-user-42" not in text
 
 
 def test_self_hosted_model_reaches_vllm_under_its_served_name(proxy, stubs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import inputs_of
 from upstream_facts import (
@@ -14,6 +15,8 @@ from upstream_facts import (
 )
 
 from components.gpu_pools import INTERRUPTION_EVENTS
+
+FACTS = Path(__file__).parent / "facts"
 
 
 def karpenter_queue(result, stack: str) -> dict:
@@ -65,7 +68,54 @@ def test_controller_uses_pod_identity_and_a_scoped_policy(plans):
     }
     assert by_sid["AllowPassingInstanceRole"]["Resource"].startswith("arn:aws:iam::111122223333:role/")
     wildcard = [s["Sid"] for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s]
-    assert wildcard == ["AllowPricingReadActions", "AllowInstanceProfileReadActions"]
+    assert wildcard == ["AllowPricingReadActions", "AllowUnscopedInstanceProfileListAction"]
+    grants = by_sid["AllowKeyGrantsForAWSResources"]
+    assert grants["Action"] == "kms:CreateGrant"
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert "kms:CreateGrant" not in by_sid["AllowKeyUse"]["Action"]
+
+
+def test_controller_policy_is_upstream_v1_8_1_plus_our_key_use(plans):
+    """Every statement of Karpenter's own CloudFormation template at the pinned release (recorded in
+    tests/facts with its source) is in the policy unchanged; the only additions are the KMS ones our
+    customer keys need."""
+    facts = json.loads((FACTS / "karpenter-v1.8.1-controller-policy.json").read_text())
+    result = plans["prod"]
+    policy = json.loads(result.plan.named("llmops-prod-gpu-controller-policy")["inputs"]["policy"])
+    ours = {s["Sid"]: s for s in policy["Statement"]}
+    values = {
+        "Partition": "aws",
+        "Region": "me-central-1",
+        "AccountId": "111122223333",
+        "ClusterName": "llmops-prod",
+    }
+    for statement in facts["document"]["Statement"]:
+        expected = json.loads(_substitute(json.dumps(statement), values))
+        sid = expected["Sid"]
+        assert sid in ours, f"upstream statement {sid} is missing"
+        mine = dict(ours[sid])
+        for key in ("Action", "Resource"):  # one-element lists and strings mean the same
+            mine[key], expected[key] = sorted(_as_list(mine[key])), sorted(_as_list(expected[key]))
+        if sid == "AllowPassingInstanceRole":  # ours names the role; upstream's its CFN reference
+            mine.pop("Resource"), expected.pop("Resource")
+            expected["Condition"]["StringEquals"]["iam:PassedToService"].remove("ec2.amazonaws.com.cn")
+        if sid == "AllowInterruptionQueueActions":
+            mine.pop("Resource"), expected.pop("Resource")
+        assert mine == expected, sid
+    assert set(ours) - {s["Sid"] for s in facts["document"]["Statement"]} == {
+        "AllowKeyUse",
+        "AllowKeyGrantsForAWSResources",
+    }
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace("${AWS::" + key + "}", value).replace("${" + key + "}", value)
+    return text
 
 
 def test_node_class_is_imdsv2_only_with_encrypted_volumes_and_tags(plans):

@@ -8,7 +8,7 @@ from upstream_facts import addon_problems, chart_problems, chart_support_problem
 
 from components.model_serving import self_hosted_models
 from components.model_workload import startup_seconds
-from llmops import instances
+from llmops import PROJECT_DIR, instances
 
 MODELS_NS = "models"
 
@@ -115,7 +115,10 @@ def test_amp_stacks_scale_on_amp_with_sigv4_through_pod_identity():
     assert len(workspace) == 1
     scraper = of_type("dev", "aws:amp/scraper:Scraper")[0]["inputs"]
     jobs = [job["job_name"] for job in json_or_yaml(scraper["scrapeConfiguration"])["scrape_configs"]]
-    assert {"vllm", "dcgm-exporter", "karpenter"} <= set(jobs)
+    assert {"vllm", "karpenter", "platform-apps"} <= set(jobs)
+    # The scraper uses the cluster security group (AMP docs): it reaches the API server and the pods.
+    cluster = of_type("dev", "aws:eks/cluster:Cluster")[0]["outputs"]["vpcConfig"]["clusterSecurityGroupId"]
+    assert scraper["source"]["eks"]["securityGroupIds"] == [cluster]
     trigger = k8s_objects("dev", "ScaledObject", MODELS_NS)["qwen-small"]["spec"]["triggers"][0]
     assert trigger["metadata"]["awsRegion"] == "eu-west-1"
     assert trigger["metadata"]["serverAddress"].startswith(
@@ -141,28 +144,57 @@ def test_prometheus_stacks_keep_metrics_in_cluster():
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_gpu_metrics_and_container_insights(stack):
-    dcgm = resource(stack, f"llmops-{stack}-observability-dcgm-exporter")["inputs"]
+def test_gpu_metrics_come_from_container_insights(stack):
+    """With Container Insights the add-on's own DCGM exporter publishes node_gpu_utilization (the
+    agent's accelerated compute metrics, on only with enhanced Container Insights: amazon-cloudwatch-
+    agent awsemf/kubernetes.go), so no second exporter runs on the GPUs."""
     kubernetes = kubernetes_version(stack_plan(stack))  # upstream facts: tests/facts/upstream.yaml
-    assert not chart_problems(dcgm, kubernetes), chart_problems(dcgm, kubernetes)
+    addon = resource(stack, f"llmops-{stack}-observability-cloudwatch-observability")["inputs"]
+    problems = addon_problems(addon["addonName"], addon["addonVersion"], kubernetes)
+    assert not problems, problems
+    assert addon["podIdentityAssociations"][0]["serviceAccount"] == "cloudwatch-agent"
+    collected = json.loads(addon["configurationValues"])["agent"]["config"]["logs"]["metrics_collected"]
+    assert collected["kubernetes"] == {
+        "enhanced_container_insights": True,
+        "accelerated_compute_metrics": True,
+    }
+    assert not [r for r in stack_plan(stack).plan.resources if r["name"].endswith("-dcgm-exporter")]
+    (idle,) = [f for f in of_type(stack, "aws:lambda/function:Function") if f["name"].endswith("-gpu-idle")]
+    assert idle["inputs"]["environment"]["variables"]["CLUSTER_NAME"] == f"llmops-{stack}"
+    keda = resource(stack, f"llmops-{stack}-serving-keda")["inputs"]
+    assert not chart_problems(keda, kubernetes), chart_problems(keda, kubernetes)
+
+
+def test_without_container_insights_gpu_metrics_go_to_prometheus_and_no_idle_detector(
+    tmp_path, plan_stack_file
+):
+    text = (
+        (PROJECT_DIR / "stacks" / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "    scrapeIntervalSeconds: 30\n", "    scrapeIntervalSeconds: 30\n    containerInsights: false\n"
+        )
+    )
+    result = plan_stack_file(tmp_path, "noci", text)
+    names = {r["name"] for r in result.plan.resources}
+    assert "llmops-dev-observability-cloudwatch-observability" not in names
+    assert "llmops-dev-cost-gpu-idle" not in names  # it would read metrics nothing publishes
+    dcgm = result.plan.named("llmops-dev-observability-dcgm-exporter")["inputs"]
+    assert not chart_problems(dcgm, kubernetes_version(result)), chart_problems(
+        dcgm, kubernetes_version(result)
+    )
     term = dcgm["values"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["nodeSelectorTerms"][0]["matchExpressions"] == [
         {"key": "llmops.io/gpu-pool", "operator": "Exists"}
     ]
     assert dcgm["values"]["tolerations"][0]["key"] == "nvidia.com/gpu"
-    addon = resource(stack, f"llmops-{stack}-observability-cloudwatch-observability")["inputs"]
-    problems = addon_problems(addon["addonName"], addon["addonVersion"], kubernetes)
-    assert not problems, problems
-    assert addon["podIdentityAssociations"][0]["serviceAccount"] == "cloudwatch-agent"
-    keda = resource(stack, f"llmops-{stack}-serving-keda")["inputs"]
-    assert not chart_problems(keda, kubernetes), chart_problems(keda, kubernetes)
+    scraper = json_or_yaml(
+        result.plan.named("llmops-dev-observability-scraper")["inputs"]["scrapeConfiguration"]
+    )
+    assert "dcgm-exporter" in [job["job_name"] for job in scraper["scrape_configs"]]
+    assert result.findings == [], [f.message for f in result.findings]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KEDA 2.18's tested Kubernetes window is 1.31-1.33 (keda-docs, operate/cluster); "
-    "2.19 is the first to cover 1.34. Remove this mark when the pin moves.",
-)
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_keda_supports_the_cluster_version(stack):
     keda = resource(stack, f"llmops-{stack}-serving-keda")["inputs"]

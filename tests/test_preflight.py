@@ -6,6 +6,7 @@ Quotas for EC2, EKS add-ons, Cost Explorer, the IAM policy simulator). Nothing l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import json
@@ -199,11 +200,37 @@ def test_missing_spot_role_fails_with_the_command_that_creates_it(aws):
     assert spot.fix == "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com"
 
 
-def test_missing_autoscaling_role_fails_because_a_key_policy_names_it(aws):
-    """KMS refuses the EBS key's policy while the role it names does not exist, so EC2 Auto
-    Scaling's create-on-first-use comes too late."""
+def test_no_shipped_key_policy_names_a_service_linked_role():
+    """The EBS key lets EC2 use it for the account (kms:ViaService), so Auto Scaling may create its
+    role on first use: nothing has to exist before the key."""
+    for name in ("dev", "staging", "prod"):
+        (autoscaling,) = [
+            r
+            for r in preflight.required_linked_roles(stack_of(name))
+            if r.name == "AWSServiceRoleForAutoScaling"
+        ]
+        assert not autoscaling.must_exist, name
+
+
+def test_missing_linked_role_a_key_policy_names_fails(aws):
+    """KMS refuses a key policy naming a principal that does not exist, so a role a key policy names
+    must exist before `pulumi up` creates the key (whatever creates it on first use)."""
     create_linked_roles(preflight.EKS_ROLE, preflight.NODEGROUP_ROLE, preflight.SPOT_ROLE)
-    checks = preflight.check_linked_roles(preflight.connect(None, "eu-west-1"), stack_of("dev"))
+    target = stack_of("dev")
+    resources = copy.deepcopy(target.resources)
+    key = next(r for r in resources if r["name"] == "llmops-dev-cluster-ebs-key")
+    policy = json.loads(key["inputs"]["policy"])
+    role = (
+        "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/"
+        + preflight.AUTOSCALING_ROLE.name
+    )
+    policy["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*"}
+    )
+    key["inputs"]["policy"] = json.dumps(policy)
+    checks = preflight.check_linked_roles(
+        preflight.connect(None, "eu-west-1"), dataclasses.replace(target, resources=resources)
+    )
     (autoscaling,) = [c for c in checks if c.subject == "AWSServiceRoleForAutoScaling"]
     assert autoscaling.status == "fail"
     assert "llmops-dev-cluster-ebs-key" in autoscaling.message
@@ -393,9 +420,19 @@ def test_gpu_quota_falls_back_to_the_default_value(stub):
 
 # --- 5. EKS add-ons ----------------------------------------------------------------------------
 
-VPC_CNI_SCHEMA = {
+VPC_CNI_SCHEMA = {  # the shape of the add-on's schema for the keys the platform sets
     "type": "object",
-    "properties": {"env": {"type": "object", "properties": {"ENABLE_POD_ENI": {"enum": ["true", "false"]}}}},
+    "properties": {
+        "enableNetworkPolicy": {"enum": ["true", "false"]},
+        "env": {
+            "type": "object",
+            "properties": {
+                "ENABLE_POD_ENI": {"enum": ["true", "false"]},
+                "POD_SECURITY_GROUP_ENFORCING_MODE": {"enum": ["strict", "standard"]},
+            },
+            "additionalProperties": False,
+        },
+    },
     "additionalProperties": False,
 }
 

@@ -7,8 +7,9 @@ LiteLLM team_id of the key). Calls LiteLLM's admin API as in litellm 1.100.5
 `proxy/management_endpoints/team_endpoints.py`:
   POST {url}/team/block   {"team_id": "..."}  -> the team row with blocked=true
   POST {url}/team/unblock {"team_id": "..."}
-with `Authorization: Bearer <master key>`. The gateway URL is GATEWAY_URL (the gateway's internal
-load balancer, not a secret); the master key is the secret GATEWAY_SECRET_ID, either the bare key
+with `Authorization: Bearer <master key>`. The gateway URL is GATEWAY_URL (https://<the gateway's
+private DNS name>, not a secret), verified against the CA in GATEWAY_CA_CERT (PEM; unset: the
+system's trust store); the master key is the secret GATEWAY_SECRET_ID, either the bare key
 (`sk-...`, as the gateway component stores it) or JSON {"master_key": ..., "url": ...}.
 
 Safety rules:
@@ -21,7 +22,7 @@ Safety rules:
 - A 404 (team unknown to the gateway) is logged and not retried; network errors and 5xx
   raise, so Lambda's asynchronous retries and then the DLQ take over.
 
-Environment: GATEWAY_URL, GATEWAY_SECRET_ID, DRY_RUN,
+Environment: GATEWAY_URL, GATEWAY_CA_CERT, GATEWAY_SECRET_ID, DRY_RUN,
 GUARD_TOPIC_ARN (unset: every alarm on the team's metrics counts as guarding),
 ENVIRONMENT (alarms carrying another Environment dimension are ignored), SECRET_CACHE_SECONDS.
 Every decision is one JSON log line with an `action` field.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +58,7 @@ def _cloudwatch():
 def reset_clients() -> None:
     _secrets.cache_clear()
     _cloudwatch.cache_clear()
+    _tls.cache_clear()
     _cached.clear()
 
 
@@ -156,6 +159,12 @@ def other_alarms_in_alarm(team: str, except_name: str) -> list[str]:
     return names
 
 
+@cache
+def _tls(ca_pem: str | None) -> ssl.SSLContext:
+    """Certificates and host names verified, against the gateway's own CA when one is given."""
+    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+
+
 def call_gateway(action: str, team: str, base: dict) -> str:
     gw = gateway()
     url = gw["url"].rstrip("/") + f"/team/{action}"
@@ -166,7 +175,8 @@ def call_gateway(action: str, team: str, base: dict) -> str:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        context = _tls(os.environ.get("GATEWAY_CA_CERT") or None)
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             reply = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as err:
         if err.code == 404:  # the team does not exist in the gateway: retrying cannot help

@@ -26,6 +26,8 @@ LOGS_BUCKET_ENV = "SPEND_LOGS_BUCKET"
 LOGS_KMS_KEY_ENV = "SPEND_LOGS_KMS_KEY_ARN"
 SPEND_LOG_PREFIX = "spend-logs"
 GUARDRAIL_NAME = "pii-content-filter"
+# Labels LiteLLM's Prometheus metrics would carry that identify people: kept out of the metrics store.
+PROMETHEUS_PII_LABELS = ["end_user", "user_email", "client_ip", "user_agent"]
 SECONDS_PER_HOUR = 3600
 
 
@@ -194,6 +196,14 @@ def _litellm_settings(settings: StackSettings) -> dict:
         # Successes and failures both carry cost and team metadata the cost alarms aggregate.
         "success_callback": ["s3_v2"],
         "failure_callback": ["s3_v2"],
+        # /metrics on the proxy port (litellm 1.100.5 proxy/common_utils/callback_utils.py mounts it):
+        # the request counter per model wakes scaled-to-zero models (KEDA). Under `callbacks`, not
+        # next to s3_v2: the success_callback loop of that release skips a second string logger.
+        "callbacks": ["prometheus"],
+        # The scraper holds no LiteLLM key; the endpoint carries counts, not prompts, and the labels
+        # naming people are dropped.
+        "require_auth_for_metrics_endpoint": False,
+        "prometheus_exclude_labels": list(PROMETHEUS_PII_LABELS),
         "s3_callback_params": {
             "s3_bucket_name": f"os.environ/{LOGS_BUCKET_ENV}",
             "s3_region_name": settings.region,

@@ -272,6 +272,30 @@ class GatewaySettings(Settings):
     """Automated RDS backups kept this many days (point-in-time recovery window)."""
     database_multi_az: bool | None = None
     """A standby in a second AZ. Unset: on when the environment is prod."""
+    hostname: str | None = None
+    """DNS name clients reach the gateway at over HTTPS (port 443): a record in a Route 53 private
+    hosted zone for its parent domain, associated with the VPC, and the name in the gateway's TLS
+    certificate. Unset: gateway.<environment>.llmops.internal. Clients outside the VPC need their
+    resolver to forward the parent domain to the VPC."""
+    certificate_validity_days: int = Field(365, ge=30, le=397)
+    """Validity of the gateway's serving certificate (issued by the stack's own CA, which clients
+    trust through the gatewayCaCertificate output). A `pulumi up` in its last 30 days issues a new
+    one and rolls the gateway pods; 397 days is the most browsers and TLS libraries accept."""
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        labels = value.split(".")
+        if len(labels) < 3 or not all(
+            re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels
+        ):
+            raise ValueError(
+                f"{value!r} must be a lower-case DNS name of at least three labels (its parent domain "
+                "becomes a private hosted zone), e.g. gateway.prod.llmops.internal"
+            )
+        return value
 
     @field_validator("external_providers")
     @classmethod
@@ -320,6 +344,9 @@ class GatewaySettings(Settings):
 
     def multi_az(self, environment: str) -> bool:
         return environment == "prod" if self.database_multi_az is None else self.database_multi_az
+
+    def dns_name(self, environment: str) -> str:
+        return self.hostname or f"gateway.{environment}.llmops.internal"
 
 
 def check_gateway(gateway: GatewaySettings, classification: str) -> list[str]:

@@ -371,6 +371,7 @@ DEFAULT_CHART_REPOS = [
     "https://qdrant.github.io/qdrant-helm",
     "https://prometheus-community.github.io/helm-charts",
     "https://aws.github.io/eks-charts",
+    "https://kubernetes-sigs.github.io/metrics-server/",
 ]
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 

@@ -130,8 +130,9 @@ class RecordingServer:
     """A 127.0.0.1 HTTP server on a free port that records every request and answers with
     `status` and a JSON body; stands in for the Slack webhook and LiteLLM's admin API."""
 
-    def __init__(self, status: int = 200, reply: dict | None = None, respond=None):
-        """`respond(path, headers, json) -> (status, body)` overrides the fixed answer."""
+    def __init__(self, status: int = 200, reply: dict | None = None, respond=None, tls=None):
+        """`respond(path, headers, json) -> (status, body)` overrides the fixed answer; `tls`
+        (tests/tls_certs.Certificates) serves HTTPS with that certificate."""
         import http.server
         import threading
 
@@ -160,7 +161,15 @@ class RecordingServer:
 
         self.status = status
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_path, tls.key_path)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> RecordingServer:

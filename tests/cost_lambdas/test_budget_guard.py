@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from cost_lambdas.helpers import RecordingServer
 from lambdas.budget_guard import handler
+from tests.tls_certs import issue
 
 REGION = "us-east-1"
 MASTER_KEY = "sk-test-master"
@@ -196,3 +197,21 @@ def test_gateway_errors_raise_for_retry(gateway):
         with pytest.raises(urllib.error.HTTPError):
             handler.handler(event(alarm_message("payments", "ALARM")))
         assert failing.requests[0]["path"] == "/team/block"
+
+
+def test_the_gateway_is_called_over_verified_tls(gateway, monkeypatch, tmp_path):
+    """As deployed: https to the gateway, verified against the CA the stack passes in
+    GATEWAY_CA_CERT; a server whose certificate that CA did not issue is refused."""
+    _, api = gateway
+    trusted = issue(tmp_path / "ours", ["gateway.prod.llmops.internal"], ["127.0.0.1"])
+    other = issue(tmp_path / "other", ["gateway.prod.llmops.internal"], ["127.0.0.1"])
+    with RecordingServer(respond=api, tls=trusted) as server:
+        monkeypatch.setenv("GATEWAY_URL", server.url)
+        monkeypatch.setenv("GATEWAY_CA_CERT", trusted.ca_pem)
+        assert handler.handler(event(alarm_message("payments", "ALARM"))) == {"results": ["blocked"]}
+        assert api.blocked["payments"] is True and server.url.startswith("https://")
+        handler.reset_clients()
+        monkeypatch.setenv("GATEWAY_CA_CERT", other.ca_pem)
+        with pytest.raises(urllib.error.URLError) as refused:
+            handler.handler(event(alarm_message("payments", "OK")))
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)

@@ -214,9 +214,8 @@ def test_budget_guard_runs_in_the_vpc_and_follows_the_dry_run_setting(full):
     (sg_id,) = fn["vpcConfig"]["securityGroupIds"]
     sg = only(resources, "aws:ec2/securityGroup:SecurityGroup", "cost-budget-guard-sg")
     assert sg_id.startswith("cost-budget-guard-sg")  # the mock's id of that group
-    # Out only to the VPC (the gateway's load balancer, the endpoints); nothing comes in.
+    # Out only to HTTPS in the VPC (the gateway's load balancer, the endpoints); nothing comes in.
     assert sg["ingress"] == [] and {(r["fromPort"], tuple(r["cidrBlocks"])) for r in sg["egress"]} == {
-        (80, ("10.0.0.0/16",)),
         (443, ("10.0.0.0/16",)),
     }
     env = fn["environment"]["variables"]

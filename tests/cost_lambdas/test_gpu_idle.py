@@ -12,6 +12,9 @@ from moto import mock_aws
 from lambdas.gpu_idle import handler
 from llmops import instances
 from llmops.cost import gpu_price_environment
+from llmops.verify.metrics import cloudwatch_producers
+from llmops.verify.model import PlanView
+from llmops.verify.upstream import CONTAINER_INSIGHTS_GPU
 
 REGION = "us-east-1"
 CLUSTER = "llmops-prod"
@@ -21,15 +24,12 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 def put_gpu(
     cw, node: str, instance_id: str, instance_type: str, device: str, values: list[float], cluster=CLUSTER
 ):
-    """One value per minute ending now, with all three dimension sets the agent publishes."""
-    per_gpu = [
-        {"Name": "ClusterName", "Value": cluster},
-        {"Name": "NodeName", "Value": node},
-        {"Name": "InstanceId", "Value": instance_id},
-        {"Name": "InstanceType", "Value": instance_type},
-        {"Name": "GpuDevice", "Value": device},
-    ]
-    for dims in (per_gpu, per_gpu[:3], per_gpu[:1]):
+    """One value per minute ending now, under every dimension set the CloudWatch agent publishes
+    node_gpu_utilization with (recorded from its source in llmops/verify/upstream.py)."""
+    values_of = {"ClusterName": cluster, "NodeName": node, "InstanceId": instance_id,
+                 "InstanceType": instance_type, "GpuDevice": device}  # fmt: skip
+    for dimension_set in CONTAINER_INSIGHTS_GPU.dimension_sets:
+        dims = [{"Name": k, "Value": values_of[k]} for k in sorted(dimension_set)]
         data = [
             {
                 "MetricName": "node_gpu_utilization",
@@ -42,6 +42,21 @@ def put_gpu(
         ]
         for chunk in range(0, len(data), 20):
             cw.put_metric_data(Namespace="ContainerInsights", MetricData=data[chunk : chunk + 20])
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_the_shipped_plans_publish_what_the_detector_reads(plans, stack):
+    """The detector's input is produced: the plan's CloudWatch add-on publishes node_gpu_utilization
+    (accelerated compute metrics on) for the cluster the function is told to watch."""
+    doc = plans[stack].plan.to_dict()
+    (function,) = [r for r in doc["resources"] if r["name"] == f"llmops-{stack}-cost-gpu-idle"]
+    cluster = function["inputs"]["environment"]["variables"]["CLUSTER_NAME"]
+    produced = [
+        fixed for _, metrics, fixed in cloudwatch_producers(PlanView(doc))
+        if metrics.namespace == handler.NAMESPACE and handler.METRIC in metrics.metrics
+    ]  # fmt: skip
+    assert {"ClusterName": cluster} in produced
+    assert handler.PER_GPU_DIMENSIONS in CONTAINER_INSIGHTS_GPU.dimension_sets
 
 
 @pytest.fixture
