@@ -102,12 +102,28 @@ def test_buckets_are_private_versioned_and_kms_encrypted(prefix):
 
 
 def test_dev_model_scales_to_zero_and_wakes_on_gateway_demand():
+    """The wake-up trigger reads a series the plan produces: the gateway's request counter for the
+    model, on pods a scrape job of the store it queries keeps (tests/test_gateway_proxy.py reads the
+    same series from the real proxy)."""
+    from llmops.verify import metrics, scrape
+    from llmops.verify.model import PlanView
+
     (model,) = stack_plan("dev").settings.models
     scaler = k8s_objects("dev", "ScaledObject", MODELS_NS)[model.name]["spec"]
     assert scaler["minReplicaCount"] == 0
     assert scaler["cooldownPeriod"] == model.scale_to_zero_after_seconds
-    assert [t["name"] for t in scaler["triggers"]] == ["queue-depth", "gateway-demand"]
-    assert f'requested_model="{model.name}"' in scaler["triggers"][1]["metadata"]["query"]
+    demand = next(t for t in scaler["triggers"] if t["name"] == "gateway-demand")
+    plan = PlanView(stack_plan("dev").plan.to_dict())
+    (store,) = [s for s in scrape.stores(plan) if demand["metadata"]["serverAddress"] in s.query_urls]
+    for selector in metrics.selectors(demand["metadata"]["query"]):
+        producers = [
+            t for t in store.targets for f in scrape.served(t) if selector.metric.startswith(f.prefix)
+        ]
+        assert producers and all(
+            "berriai/litellm" in c["image"] for t in producers for c in t.workload.containers
+        )
+        assert ("requested_model", "=", model.name) in selector.matchers
+    assert not list(metrics.keda_triggers(plan))
 
 
 def test_amp_stacks_scale_on_amp_with_sigv4_through_pod_identity():
