@@ -51,8 +51,8 @@ bench: $(BIN)/llmops  ## benchmarks: offline plan time, spend aggregator vs Duck
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/aggregator.py --records 0.2
 
-docs: $(BIN)/llmops  ## regenerate the README's settings table from the models
-	$(BIN)/python -m llmops.settings.reference --write README.md
+docs: $(BIN)/llmops  ## regenerate the settings tables (README, docs/teams.md) from the models
+	$(BIN)/python -m llmops.settings.reference --write README.md docs/teams.md
 
 clean:
 	rm -rf build .pytest_cache

@@ -14,18 +14,31 @@ from pydantic import ValidationError
 from llmops.errors import EXIT_USAGE, LlmopsError
 from llmops.inputs import load_yaml
 from llmops.settings.stack import StackSettings
+from llmops.settings.team import TeamGateway, TeamPrompts, TeamQuota, TeamSettings, load_teams
 
 NAMESPACE = "llmops"
 REGION_KEY = "aws:region"
 
-__all__ = ["NAMESPACE", "SettingsError", "StackSettings", "from_config", "load_stack_file", "read_stack_file"]
+__all__ = [
+    "NAMESPACE",
+    "SettingsError",
+    "StackSettings",
+    "TeamGateway",
+    "TeamPrompts",
+    "TeamQuota",
+    "TeamSettings",
+    "from_config",
+    "load_stack_file",
+    "load_teams",
+    "read_stack_file",
+]
 
 
 class SettingsError(LlmopsError):
-    def __init__(self, source: str, problems: list[str]):
+    def __init__(self, source: str, problems: list[str], what: str = "the stack settings"):
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in the stack settings:\n{lines}", EXIT_USAGE)
+        super().__init__(f"{source}: {len(problems)} problem(s) in {what}:\n{lines}", EXIT_USAGE)
 
 
 def _path(loc: tuple) -> str:

@@ -1,7 +1,9 @@
-"""The settings reference table of the README, generated from the models' docstrings.
+"""The settings reference tables, generated from the models' docstrings: the stack settings in
+the README, the team file's keys in docs/teams.md.
 
-`python -m llmops.settings.reference` prints it, `... --write README.md` replaces the table
-between the markers; a test keeps the README in step.
+`python -m llmops.settings.reference` prints the stack table (`--teams`: the team table),
+`... --write README.md docs/teams.md` replaces every table between its markers in those files;
+tests keep the files in step.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from llmops.settings.stack import StackSettings
+from llmops.settings.team import TeamSettings
 
 BEGIN, END = "<!-- settings-reference:begin -->", "<!-- settings-reference:end -->"
+TEAM_BEGIN, TEAM_END = "<!-- team-reference:begin -->", "<!-- team-reference:end -->"
+HEADER = ["| setting | type | default | meaning |", "|---|---|---|---|"]
 
 
 def _model_of(annotation) -> type[BaseModel] | None:
@@ -76,18 +81,32 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
 
 
 def table() -> str:
-    header = ["| setting | type | default | meaning |", "|---|---|---|---|"]
-    return "\n".join([BEGIN, *header, *rows(StackSettings, "llmops:"), END])
+    return "\n".join([BEGIN, *HEADER, *rows(StackSettings, "llmops:"), END])
+
+
+def team_table() -> str:
+    """Every key of a team file (stacks/teams/<name>.yaml), for docs/teams.md."""
+    return "\n".join([TEAM_BEGIN, *HEADER, *rows(TeamSettings, ""), TEAM_END])
+
+
+TABLES = ((BEGIN, END, table), (TEAM_BEGIN, TEAM_END, team_table))
 
 
 def write_into(path: Path) -> None:
+    """Replaces each table whose markers `path` holds (a file without markers is an error)."""
     text = path.read_text()
-    begin, end = text.index(BEGIN), text.index(END) + len(END)
-    path.write_text(text[:begin] + table() + text[end:])
+    found = [(begin, end, make) for begin, end, make in TABLES if begin in text]
+    if not found:
+        raise SystemExit(f"{path}: no reference-table markers")
+    for begin, end, make in found:
+        start, stop = text.index(begin), text.index(end) + len(end)
+        text = text[:start] + make() + text[stop:]
+    path.write_text(text)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--write"]:
-        write_into(Path(sys.argv[2]))
+        for name in sys.argv[2:]:
+            write_into(Path(name))
     else:
-        print(table())
+        print(team_table() if sys.argv[1:2] == ["--teams"] else table())
