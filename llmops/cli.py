@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "llmops.prompts.cli",
     "llmops.preflight",
     "llmops.verify",
+    "llmops.diff",
 ]
 
 

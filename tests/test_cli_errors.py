@@ -84,6 +84,10 @@ FILE_COMMANDS: dict[tuple[str, ...], list[Row]] = {
         Row(("verify", "{bad}", "--build-dir", "{tmp}/build"), suffix=".json"),
         Row(("verify", "{bad}", "--build-dir", "{tmp}/build")),
     ],
+    ("diff",): [
+        Row(("diff", "{bad}", "{plan}"), suffix=".json"),
+        Row(("diff", "{plan}", "{bad}"), suffix=".json"),
+    ],
 }
 NO_FILE_COMMANDS = {
     ("policy", "catalogue"),
