@@ -71,7 +71,11 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
     rid = f"{_ID_PREFIX[kind]}-{_hex(name)}" if kind in _ID_PREFIX else physical
     state.setdefault("name", physical)
 
-    if module == "iam":
+    if module == "iam" and kind == "openIdConnectProvider":
+        # The ARN names the issuer's host (what components/platform.py computes for its trust).
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        rid = arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
+    elif module == "iam":
         arn = f"arn:aws:iam::{ACCOUNT_ID}:{kind.lower()}/{physical}"
         state["uniqueId"] = "AROA" + _hex(name, 16).upper()
     elif module == "kms":
@@ -113,6 +117,9 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
             status="ACTIVE",
         )
         arn = f"arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/{physical}"
+    elif module == "ec2" and kind == "vpcEndpoint" and inputs.get("vpcEndpointType") == "Gateway":
+        # The service's prefix-list ranges (documentation ranges here; AWS returns S3's own).
+        state.update(prefixListId=f"pl-{_hex(name, 8)}", cidrBlocks=["192.0.2.0/24", "198.51.100.0/24"])
     elif module == "ec2" and kind == "launchTemplate":
         state["latestVersion"] = 1
     elif module == "ec2" and kind == "eip":
@@ -142,6 +149,23 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
             f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/scraper.aps.amazonaws.com/"
             f"AWSServiceRoleForAmazonPrometheusScraper_{_hex(name, 15)}"
         )
+    elif module == "codebuild" and kind == "project":
+        rid = arn = f"arn:aws:codebuild:{region}:{ACCOUNT_ID}:project/{physical}"
+        state["badgeUrl"] = ""
+    elif module == "codebuild" and kind == "webhook":
+        # No `secret` output: the real one is a secret, and the engine never records its value.
+        rid = str(inputs.get("projectName"))
+        url = f"https://codebuild.{region}.amazonaws.com/webhooks?t={_hex(name, 32)}"
+        state.update(url=url, payloadUrl=url)
+    elif module == "codeconnections" and kind == "connection":
+        digits = _hex(name, 32)
+        uuid = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        rid = arn = f"arn:aws:codeconnections:{region}:{ACCOUNT_ID}:connection/{uuid}"
+        state.update(connectionStatus="PENDING", ownerAccountId=ACCOUNT_ID)
+    elif module == "vpc" and kind == "securityGroupIngressRule":
+        rid = f"sgr-{_hex(name)}"
+        arn = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:security-group-rule/{rid}"
+        state["securityGroupRuleId"] = rid
     elif module == "route53" and kind == "zone":
         rid = "Z" + _hex(name, 20).upper()
         state.update(zoneId=rid, nameServers=[f"ns-{i}.awsdns-00.com" for i in (1, 2)])

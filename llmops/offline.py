@@ -9,7 +9,9 @@ masked, so a recorded plan never holds a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import runpy
 import sys
 import threading
@@ -88,15 +90,26 @@ def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
         resolved = Path(path).resolve()
         shown = resolved.relative_to(PROJECT_DIR) if resolved.is_relative_to(PROJECT_DIR) else resolved
         return {kind: {"path": str(shown)}}
+    if isinstance(value, pulumi.StringAsset):  # generated code (a reconciler's desired state)
+        return {"StringAsset": {"text": value.text}}
     return {type(value).__name__: "(inline)"}
 
 
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, plan: RecordedPlan, region: str):
         self.plan, self.region = plan, region
+        self.provider_regions: dict[str, str] = {}  # AWS provider name -> its region
+
+    def _region(self, provider: str | None) -> str:
+        """The region of the provider a resource or invoke uses ("<urn>::<id>"), else the stack's."""
+        name = provider.rsplit("::", 1)[0].rsplit("::", 1)[-1] if provider else ""
+        return self.provider_regions.get(name, self.region)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        rid, state = fakes.resource_state(args.typ, args.name, args.inputs, self.region)
+        if args.typ == "pulumi:providers:aws" and isinstance(args.inputs.get("region"), str):
+            self.provider_regions[args.name] = args.inputs["region"]
+        region = self._region(args.provider)
+        rid, state = fakes.resource_state(args.typ, args.name, args.inputs, region)
         computed = {k: v for k, v in state.items() if args.inputs.get(k) != v and k not in SECRET_OUTPUTS}
         self.plan.resources.append(
             {
@@ -114,7 +127,7 @@ class _Mocks(pulumi.runtime.Mocks):
         if fake is None:
             raise LlmopsError(f"the program calls {args.token}, which has no fake in llmops/fakes.py INVOKES")
         self.plan.invokes.append({"token": args.token, "args": clean(args.args)})
-        return fake(args.args, self.region)
+        return fake(args.args, self._region(args.provider))
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -174,19 +187,29 @@ def _config_map(config: dict[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
 
-def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan:
-    """Run the project's `__main__.py` under mocks with the given config; return what it declared."""
+def run_program(
+    stack: str,
+    config: dict[str, Any],
+    region: str,
+    environ: dict[str, str] | None = None,
+    *,
+    program: Path | None = None,
+    project: str = "llmops",
+) -> RecordedPlan:
+    """Run a project's program (the platform's `__main__.py` unless `program` names another, of
+    Pulumi project `project`) under mocks with the given config (and environment variables, set for
+    the run only); return what it declared."""
     plan = RecordedPlan(stack=stack)
     mocks = _Mocks(plan, region)
     monitor = _RecordingMonitor(mocks)
-    with _lock:
-        pulumi_mocks.set_mocks(mocks, project="llmops", stack=stack, preview=False, monitor=monitor)
+    with _lock, _environment(environ or {}):
+        pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(_config_map(config))
         if str(PROJECT_DIR) not in sys.path:
             sys.path.insert(0, str(PROJECT_DIR))
-        program = str(PROJECT_DIR / "__main__.py")
+        main = str(program or PROJECT_DIR / "__main__.py")
         try:
-            _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+            _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
         except pulumi.RunError as err:  # the program's own "this is what to fix": no traceback
             raise LlmopsError(f"{stack}: {err}") from None
         root = pulumi.runtime.settings.get_root_resource()
@@ -196,6 +219,20 @@ def run_program(stack: str, config: dict[str, Any], region: str) -> RecordedPlan
     plan.resources.sort(key=lambda r: (r["name"], r["type"]))
     plan.invokes.sort(key=lambda i: json.dumps(i, sort_keys=True))
     return plan
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def _resolve(value: Any) -> Any:

@@ -22,9 +22,11 @@ import yaml
 from llmops import PROJECT_DIR, estimate, policy, verify
 from llmops.errors import EXIT_NOT_FOUND, EXIT_OK, LlmopsError
 from llmops.offline import SECRET_MASK, RecordedPlan, run_program
-from llmops.settings import StackSettings, from_config, read_stack_file
+from llmops.settings import StackSettings, TeamSettings, from_config, load_teams, read_stack_file
+from llmops.settings import bootstrap as bootstrap_settings
 
 STACKS_DIR = PROJECT_DIR / "stacks"
+BOOTSTRAP_DIR = PROJECT_DIR / "bootstrap"  # the once-per-account project (its own program and stacks)
 STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # Pulumi's stack-name characters; no "." or ".."
 # Pulumi resources in the kubernetes package that are not Kubernetes objects.
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
@@ -33,12 +35,13 @@ NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
 @dataclass
 class PlanResult:
     stack: str
-    settings: StackSettings
+    settings: StackSettings | bootstrap_settings.BootstrapSettings
     plan: RecordedPlan
     out_dir: Path
     estimate: estimate.Estimate
     violations: list  # of llmops.policy.Violation
     findings: list  # of llmops.verify.Finding: broken contracts between components
+    teams: list[TeamSettings]
 
     @property
     def mandatory_violations(self) -> list:
@@ -46,25 +49,26 @@ class PlanResult:
 
 
 def resolve_stack(stack: str) -> tuple[str, Path]:
-    """A stack name in stacks/ or a path to a stack file -> (stack name, file).
+    """A stack name in stacks/ (or bootstrap/) or a path to a stack file -> (stack name, file).
 
     A bare name (no .yaml/.yml suffix, no directory part, not an existing file) names a stack in
-    stacks/, even where a directory of that name exists (`llmops plan dev` inside build/). The
-    file is read later (llmops/inputs.py says what is wrong with a directory or a binary file).
+    stacks/, else one of the bootstrap project (`llmops plan bootstrap`), even where a directory of
+    that name exists (`llmops plan dev` inside build/). The file is read later (llmops/inputs.py
+    says what is wrong with a directory or a binary file).
     """
     path = Path(stack)
     known = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    bootstrap = sorted(p.stem.removeprefix("Pulumi.") for p in BOOTSTRAP_DIR.glob("Pulumi.*.yaml"))
+    names = ", ".join(known) + (f" (bootstrap project: {', '.join(bootstrap)})" if bootstrap else "")
     if path.suffix not in (".yaml", ".yml") and path.name == stack and not path.is_file():
         path = STACKS_DIR / f"Pulumi.{stack}.yaml"
         if not path.is_file():
-            raise LlmopsError(
-                f"no stack {stack!r}: choose one of {', '.join(known)} or give a stack file path"
-            )
+            path = BOOTSTRAP_DIR / f"Pulumi.{stack}.yaml"
+        if not path.is_file():
+            raise LlmopsError(f"no stack {stack!r}: choose one of {names} or give a stack file path")
         return stack, path
     if not path.exists():
-        raise LlmopsError(
-            f"{stack}: no such stack file; give a stack name ({', '.join(known)}) or a stack file path"
-        )
+        raise LlmopsError(f"{stack}: no such stack file; give a stack name ({names}) or a stack file path")
     name = path.stem.removeprefix("Pulumi.")
     if not path.is_dir() and not STACK_NAME.match(name):  # the name becomes BUILD_DIR/<name>/
         raise LlmopsError(
@@ -73,11 +77,25 @@ def resolve_stack(stack: str) -> tuple[str, Path]:
     return name, path
 
 
+def is_bootstrap(path: Path, config: dict) -> bool:
+    """A stack file of the bootstrap project: in bootstrap/, or keyed in its namespace."""
+    in_project = path.resolve().parent == BOOTSTRAP_DIR
+    return in_project or any(k.startswith(f"{bootstrap_settings.NAMESPACE}:") for k in config)
+
+
 def run(stack: str, build_dir: Path) -> PlanResult:
     name, path = resolve_stack(stack)
     config = read_stack_file(path)
-    settings = from_config(config, source=str(path))  # exit 2 with every problem, before any resource
-    plan = run_program(name, config, settings.region)
+    if is_bootstrap(path, config):  # bootstrap/__main__.py, with its own settings and no teams
+        settings = bootstrap_settings.from_config(config, source=str(path))  # exit 2, every problem
+        teams: list[TeamSettings] = []
+        main, project = BOOTSTRAP_DIR / "__main__.py", bootstrap_settings.PROJECT
+        plan = run_program(name, config, settings.region, program=main, project=project)
+    else:
+        settings = from_config(config, source=str(path))  # exit 2 with every problem, before any resource
+        teams_dir = path.parent / "teams"  # the team files beside the stack file (stacks/teams/)
+        teams = load_teams(settings, teams_dir)  # exit 2 naming each file and key
+        plan = run_program(name, config, settings.region, {"LLMOPS_TEAMS_DIR": str(teams_dir)})
     plan.settings = {
         "environment": settings.environment,
         "region": settings.region,
@@ -87,6 +105,7 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     out_dir = build_dir / name
     try:
         write_outputs(plan, out_dir)
+        write_teams(teams, settings.environment, out_dir / "teams")
     except OSError as err:  # --build-dir is a file, read-only, ...
         where = err.filename or out_dir
         raise LlmopsError(
@@ -96,7 +115,19 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     config = policy.stack_config(name, settings.data_classification, list(settings.allowed_regions))
     violations = policy.evaluate_plan(doc, config)
     findings = verify.verify_plan(doc)
-    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations, findings)
+    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations, findings, teams)
+
+
+def write_teams(teams: list[TeamSettings], environment: str, out_dir: Path) -> None:
+    """build/STACK/teams/<name>.json: each team as LiteLLM's /team/new takes it (what the
+    reconciler applies; components/team.py desired_team)."""
+    from components.team import desired_team  # the program's own definition
+
+    shutil.rmtree(out_dir, ignore_errors=True)  # a removed team leaves no stale file
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for team in teams:
+        text = json.dumps(desired_team(team, environment), indent=2, sort_keys=True)
+        (out_dir / f"{team.name}.json").write_text(text + "\n")
 
 
 def manifests(plan: RecordedPlan) -> list[dict]:

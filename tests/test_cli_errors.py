@@ -355,7 +355,7 @@ def test_a_stack_file_name_must_give_a_stack_name(tmp_path, capsys):
 
 
 def test_an_unwritable_build_dir_is_bad_input(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("llmops.plan.run_program", lambda name, config, region: RecordedPlan(name))
+    monkeypatch.setattr("llmops.plan.run_program", lambda name, config, region, environ: RecordedPlan(name))
     not_a_dir = tmp_path / "build"
     not_a_dir.write_text("a file\n")
     code, _, err = run_main(["plan", "dev", "--build-dir", str(not_a_dir)], capsys)
