@@ -1,10 +1,14 @@
 """The Pulumi program: typed settings -> Platform -> exports."""
 
+import os
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.platform import Platform
-from llmops.settings import SettingsError, from_config
+from llmops.settings import SettingsError, from_config, load_teams
+from llmops.settings.team import TEAMS_DIR
 
 
 def stack_config() -> dict:
@@ -15,10 +19,13 @@ def stack_config() -> dict:
 
 try:
     settings = from_config(stack_config(), source=f"stack {pulumi.get_stack()}")
+    # The teams of this environment (stacks/teams/*.yaml; `llmops plan` of a stack file elsewhere
+    # points this at the teams/ folder beside it).
+    teams = load_teams(settings, Path(os.environ.get("LLMOPS_TEAMS_DIR") or TEAMS_DIR))
 except SettingsError as err:
     raise pulumi.RunError(str(err)) from None  # printed without a traceback
 
-platform = Platform(settings.name_prefix, settings)
+platform = Platform(settings.name_prefix, settings, teams)
 
 pulumi.export("region", settings.region)
 pulumi.export("clusterName", platform.cluster.name)
@@ -45,3 +52,14 @@ pulumi.export("gatewayLogsBucket", platform.gateway.logs_bucket)
 pulumi.export("promptBucket", platform.prompt_store.bucket_name)
 pulumi.export("promptWriterRoleArn", platform.prompt_store.writer_role_arn)
 pulumi.export("promptReaderRoleArn", platform.prompt_store.reader_role_arn)
+pulumi.export(
+    "teams",
+    {
+        name: {
+            "namespace": team.namespace,
+            "roleArn": team.role.arn,
+            "gatewayKeySecretArn": team.gateway_key_secret.arn,
+        }
+        for name, team in (platform.teams.teams if platform.teams else {}).items()
+    },
+)

@@ -28,44 +28,90 @@ def _slug(value: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")[:60]
 
 
+DAYS_PER_BUDGET = 30  # a team's monthly budget is LiteLLM's 30-day budget_duration
+WARN_SHARE = 0.8  # the early warning, at 80% of the daily share
+
+
+def _daily_cost_alarm(
+    parent: CostAlarms, name: str, team: str, suffix: str, threshold: float, description: str, actions: list
+) -> None:
+    ctx = parent._ctx
+    aws.cloudwatch.MetricAlarm(
+        f"{name}-team-{_slug(team)}-{suffix}",
+        name=f"{ctx.settings.name_prefix}-team-{_slug(team)}-{suffix}",
+        alarm_description=description,
+        namespace=NAMESPACE,
+        metric_name="CostUSD",
+        dimensions={"Environment": ctx.settings.environment, "Team": team},
+        statistic="Sum",
+        period=DAY_SECONDS,
+        evaluation_periods=1,
+        threshold=round(threshold, 2),
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",  # no traffic is no spend
+        alarm_actions=actions,
+        ok_actions=actions,  # OK lifts the guard's block
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def add_alarms(
     parent: CostAlarms,
     name: str,
     args: CostAlarmsArgs,
     alerts: pulumi.Output[str],
     guard: pulumi.Output[str] | None,
-    alerts_policy: pulumi.Resource,
 ) -> None:
     ctx, settings = args.context, args.settings
     env, prefix = ctx.settings.environment, ctx.settings.name_prefix
     child = pulumi.ResourceOptions(parent=parent)
     # Budgets and Cost Anomaly Detection refuse a subscriber topic they may not publish to.
-    after_policy = pulumi.ResourceOptions(parent=parent, depends_on=[alerts_policy])
+    after_policy = pulumi.ResourceOptions(parent=parent, depends_on=[parent.topic_policies["alerts"]])
+    blocking = [guard] if guard is not None else []
 
     for budget in settings.team_budgets:
-        dims = {"Environment": env, "Team": budget.team}
-        actions = [alerts, guard] if guard is not None and budget.block else [alerts]
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-team-{_slug(budget.team)}-daily-cost",
-            name=f"{prefix}-team-{_slug(budget.team)}-daily-cost",
-            alarm_description=f"LLM cost of team {budget.team} over 24 hours above ${budget.daily_usd:,.2f}",
-            namespace=NAMESPACE,
-            metric_name="CostUSD",
-            dimensions=dims,
-            statistic="Sum",
-            period=DAY_SECONDS,
-            evaluation_periods=1,
-            threshold=budget.daily_usd,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",  # no traffic is no spend
-            alarm_actions=actions,
-            ok_actions=actions,  # OK lifts the guard's block
-            opts=child,
+        _daily_cost_alarm(
+            parent,
+            name,
+            budget.team,
+            "daily-cost",
+            budget.daily_usd,
+            f"LLM cost of team {budget.team} over 24 hours above ${budget.daily_usd:,.2f}",
+            [alerts, *blocking] if budget.block else [alerts],
         )
+    # Teams from stacks/teams/: LiteLLM stops a team at its monthly max_budget itself; these alarm
+    # on the pace (CloudWatch evaluates at most 7 days), at 80% and 100% of the daily share.
+    for team in args.teams:
+        share = team.monthly_budget_usd / DAYS_PER_BUDGET
+        own = [parent.team_topic_arns[team.team]] if team.team in parent.team_topic_arns else []
+        _daily_cost_alarm(
+            parent,
+            name,
+            team.team,
+            "budget-80",
+            WARN_SHARE * share,
+            f"Team {team.team} spent over 80% of its daily budget share (${share:,.2f} of "
+            f"${team.monthly_budget_usd:,.2f} a month) in 24 hours; contact {team.contact}",
+            [alerts, *own],
+        )
+        _daily_cost_alarm(
+            parent,
+            name,
+            team.team,
+            "budget-100",
+            share,
+            f"Team {team.team} spent its daily budget share (${share:,.2f} of "
+            f"${team.monthly_budget_usd:,.2f} a month) in 24 hours: the budget guard blocks it; "
+            f"contact {team.contact}",
+            [alerts, *own, *blocking],
+        )
+
+    for team_name in [b.team for b in settings.team_budgets] + [t.team for t in args.teams]:
+        dims = {"Environment": env, "Team": team_name}
         aws.cloudwatch.MetricAlarm(
-            f"{name}-team-{_slug(budget.team)}-cost-anomaly",
-            name=f"{prefix}-team-{_slug(budget.team)}-cost-anomaly",
-            alarm_description=f"Hourly LLM cost of team {budget.team} above its anomaly band",
+            f"{name}-team-{_slug(team_name)}-cost-anomaly",
+            name=f"{prefix}-team-{_slug(team_name)}-cost-anomaly",
+            alarm_description=f"Hourly LLM cost of team {team_name} above its anomaly band",
             comparison_operator="GreaterThanUpperThreshold",
             evaluation_periods=2,
             datapoints_to_alarm=2,
@@ -90,7 +136,11 @@ def add_alarms(
                     "label": "expected cost",
                 },
             ],
-            alarm_actions=[alerts],  # notifies only: anomalies are for people to judge
+            # Notifies only: anomalies are for people to judge.
+            alarm_actions=[
+                alerts,
+                *([parent.team_topic_arns[team_name]] if team_name in parent.team_topic_arns else []),
+            ],
             opts=child,
         )
 

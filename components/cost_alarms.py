@@ -20,13 +20,10 @@ import pulumi_aws as aws
 
 from components import iam
 from components.context import AwsContext
-from llmops import PROJECT_DIR
+from components.lambda_function import VpcPlacement, python_function
 from llmops.cost import gpu_price_environment
 from llmops.settings.cost import CostAlarmSettings
 
-LAMBDAS = PROJECT_DIR / "lambdas"
-LAMBDA_DEPS = PROJECT_DIR / "build" / "lambda-deps"  # `make lambda-deps` builds them here
-RUNTIME = "python3.13"  # the handlers need 3.11+; Makefile LAMBDA_PLATFORM builds packages for it
 NAMESPACE = "LLMOps"
 AGGREGATOR_TIMEOUT_SECONDS = 120
 AGGREGATOR_CONCURRENCY = 10  # parallel S3 reads; the SQS poller is capped to match
@@ -41,31 +38,17 @@ KEY_SERVICES = [
 ]
 
 
-def lambda_code(folder: str) -> pulumi.AssetArchive:
-    """The zip of lambdas/<folder>: the folder's Python files under <folder>/ (so the handler's
-    relative imports work, see lambdas/__init__.py) and, at the zip's root where Lambda's
-    sys.path looks, the packages of its requirements.txt as `make lambda-deps` built them for
-    the Lambda's platform. No bytecode caches: the zip is the same on every machine, so a
-    deploy from elsewhere does not update the function."""
-    sources = sorted((LAMBDAS / folder).glob("*.py"))
-    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
-        f"{folder}/{path.name}": pulumi.FileAsset(str(path)) for path in sources
-    }
-    requirements = LAMBDAS / folder / "requirements.txt"
-    if requirements.exists():
-        built = LAMBDA_DEPS / folder
-        stamp = built / requirements.name  # the requirements file the build was made from
-        if not stamp.exists() or stamp.read_bytes() != requirements.read_bytes():
-            raise pulumi.RunError(
-                f"lambdas/{folder}/requirements.txt: the Lambda's packages are not built, or were built "
-                f"from another version of the file; run `make lambda-deps`"
-            )
-        for path in sorted(built.iterdir()):
-            if path.is_dir():
-                assets[path.name] = pulumi.FileArchive(str(path))
-            elif path != stamp:
-                assets[path.name] = pulumi.FileAsset(str(path))
-    return pulumi.AssetArchive(assets)
+@dataclass(frozen=True)
+class TeamAlarm:
+    """A team from stacks/teams/ (docs/teams.md): alarms at its budget, routed to its contact."""
+
+    team: str
+    monthly_budget_usd: float
+    contact: str
+    """A Slack channel or an e-mail address: the notifier names it (and uses the channel's webhook
+    when the Slack secret lists one)."""
+    email: str | None = None
+    """The contact when it is an e-mail address: subscribed to the team's own topic."""
 
 
 @dataclass
@@ -98,6 +81,8 @@ class CostAlarmsArgs:
     load balancer and the VPC endpoints of Secrets Manager and CloudWatch)."""
     vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
+    teams: list[TeamAlarm] = field(default_factory=list)
+    """Teams from stacks/teams/: each gets alarms at 80% and 100% of its budget's daily share."""
 
 
 class CostAlarms(pulumi.ComponentResource):
@@ -131,6 +116,19 @@ class CostAlarms(pulumi.ComponentResource):
                 endpoint=address,
                 opts=self._child,
             )
+        # A team whose contact is an e-mail address gets its own topic, subscribed to it.
+        self.team_topic_arns: dict[str, pulumi.Output[str]] = {}
+        for team in args.teams:
+            if team.email:
+                topic = self._topic(f"team-{team.team}", ["cloudwatch"])
+                self.team_topic_arns[team.team] = topic.arn
+                aws.sns.TopicSubscription(
+                    f"{name}-team-{team.team}-email",
+                    topic=topic.arn,
+                    protocol="email",
+                    endpoint=team.email,
+                    opts=self._child,
+                )
 
         self.spend_queue_url = self._aggregator()
         self.slack_secret_arn = self._notifier() if settings.slack_notifications else None
@@ -140,9 +138,7 @@ class CostAlarms(pulumi.ComponentResource):
             self._gpu_idle()
         from components.cost_alarm_rules import add_alarms  # the alarms, budget, anomaly monitor
 
-        add_alarms(
-            self, name, args, self.alerts_topic_arn, self.guard_topic_arn, self.topic_policies["alerts"]
-        )
+        add_alarms(self, name, args, self.alerts_topic_arn, self.guard_topic_arn)
         self.register_outputs(
             {"alerts_topic_arn": self.alerts_topic_arn, "spend_queue_url": self.spend_queue_url}
         )
@@ -189,77 +185,23 @@ class CostAlarms(pulumi.ComponentResource):
         memory_size: int = 256,
         vpc: bool = False,
     ) -> aws.lambda_.Function:
-        """A Lambda from lambdas/<folder>: own role, KMS log group, a DLQ for failed asynchronous
-        invocations, and `reserved` concurrency so a flood of events cannot scale it unbounded."""
-        ctx, fn_name = self._ctx, f"{self._prefix}-{role}"
-        log_group = aws.cloudwatch.LogGroup(
-            f"{self._name}-{role}-logs",
-            name=f"/aws/lambda/{fn_name}",
-            retention_in_days=self._args.settings.log_retention_days,
-            kms_key_id=self._key.arn,
-            opts=self._child,
-        )
-        dlq = self._queue(f"{role}-dlq")
-        role_res = aws.iam.Role(
-            f"{self._name}-{role}-role",
-            assume_role_policy=iam.service_trust("lambda.amazonaws.com", ctx.account_id),
-            opts=self._child,
-        )
-        base = [
-            iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group.arn.apply(lambda a: f"{a}:*")),
-            iam.allow(["sqs:SendMessage"], dlq.arn),
-            iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], self._key.arn),  # the DLQ and environment
-        ]
-        policy = aws.iam.RolePolicy(
-            f"{self._name}-{role}-policy",
-            role=role_res.id,
-            policy=iam.document_output(*base, *statements),
-            opts=self._child,
-        )
-        depends: list[pulumi.Resource] = [log_group, policy]
-        vpc_config = None
-        if vpc:
-            depends.append(
-                aws.iam.RolePolicyAttachment(
-                    f"{self._name}-{role}-vpc",
-                    role=role_res.name,
-                    policy_arn=f"arn:{ctx.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
-                    opts=self._child,
-                )
-            )
-            guard_sg = aws.ec2.SecurityGroup(
-                f"{self._name}-{role}-sg",
-                description="Budget guard: HTTPS to the gateway's load balancer and to VPC endpoints",
-                vpc_id=self._args.vpc_id,
-                ingress=[],
-                egress=[
-                    {
-                        "protocol": "tcp",
-                        "from_port": 443,
-                        "to_port": 443,
-                        "cidr_blocks": [self._args.vpc_cidr],
-                    }
-                ],
-                opts=self._child,
-            )
-            vpc_config = {"subnet_ids": self._args.vpc_subnet_ids, "security_group_ids": [guard_sg.id]}
-        function = aws.lambda_.Function(
+        """A Lambda from lambdas/<folder> (components/lambda_function.py), in the VPC when `vpc`."""
+        args = self._args
+        placement = VpcPlacement(args.vpc_id, args.vpc_cidr, args.vpc_subnet_ids) if vpc else None
+        function = python_function(
+            self,
             f"{self._name}-{role}",
-            name=fn_name,
-            role=role_res.arn,
-            runtime=RUNTIME,
-            architectures=["arm64"],
-            handler=f"{folder}.handler.handler",
-            code=lambda_code(folder),
+            f"{self._prefix}-{role}",
+            folder,
+            statements,
+            environment,
+            ctx=self._ctx,
+            key=self._key,
+            log_retention_days=args.settings.log_retention_days,
+            reserved=reserved,
             timeout=timeout,
             memory_size=memory_size,
-            environment={"variables": {"ENVIRONMENT": ctx.settings.environment, **environment}},
-            kms_key_arn=self._key.arn,
-            logging_config={"log_format": "Text", "log_group": log_group.name},
-            dead_letter_config={"target_arn": dlq.arn},
-            reserved_concurrent_executions=reserved,
-            vpc_config=vpc_config,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            vpc=placement,
         )
         self.function_names[role] = function.name
         return function
@@ -383,7 +325,10 @@ class CostAlarms(pulumi.ComponentResource):
                 iam.allow(["secretsmanager:GetSecretValue"], secret.arn),
                 iam.allow(["kms:Decrypt"], self._key.arn),
             ],
-            {"SLACK_WEBHOOK_SECRET_ID": secret.arn},
+            {
+                "SLACK_WEBHOOK_SECRET_ID": secret.arn,
+                "TEAM_CONTACTS": json.dumps({t.team: t.contact for t in self._args.teams}, sort_keys=True),
+            },
             reserved=2,
         )
         self._subscribe("cost-notifier", function, self.alerts_topic_arn)

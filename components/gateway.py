@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components import gateway_tls, hardening, iam
+from components import gateway_tls, hardening, iam, names
 from components import gateway_workload as workload
 from components.context import AwsContext
 from components.s3 import private_bucket
@@ -29,7 +29,7 @@ from llmops.gateway.config import (
     render_environment,
 )
 
-NAMESPACE = "llmops-gateway"
+NAMESPACE = names.GATEWAY_NAMESPACE
 SERVICE_ACCOUNT = "litellm"
 DB_NAME = "litellm"
 DB_USER = "litellm"

@@ -4,6 +4,7 @@ MODELS_NAMESPACE = "models"
 MONITORING_NAMESPACE = "monitoring"
 KEDA_NAMESPACE = "keda"
 VECTOR_DB_NAMESPACE = "vector-db"
+GATEWAY_NAMESPACE = "llmops-gateway"
 VLLM_APP = "vllm"
 VLLM_PORT = 8000  # vLLM serves the OpenAI API, /health and /metrics on one port
 DCGM_APP = "dcgm-exporter"

@@ -46,6 +46,9 @@ class Network(pulumi.ComponentResource):
     vpc_cidr: str
     private_subnet_ids: list[pulumi.Output[str]]
     availability_zones: list[str]
+    s3_cidr_blocks: pulumi.Output[list[str]]
+    """S3's address ranges in the region (the gateway endpoint's prefix list): NetworkPolicies
+    that admit S3 and not the internet name them."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:network:Network", name, None, opts)
@@ -139,7 +142,7 @@ class Network(pulumi.ComponentResource):
 
     def _endpoints(self, name, ctx: AwsContext, vpc, private, route_tables, required: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        aws.ec2.VpcEndpoint(
+        s3 = aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{ctx.region}.s3",
@@ -147,6 +150,7 @@ class Network(pulumi.ComponentResource):
             route_table_ids=[t.id for t in route_tables],
             opts=child,
         )
+        self.s3_cidr_blocks = s3.cidr_blocks
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
             description="HTTPS from inside the VPC to interface endpoints",

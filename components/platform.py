@@ -10,23 +10,27 @@ import pulumi_aws as aws
 from components.access_logs import AccessLogs, AccessLogsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.context import AwsContext
-from components.cost_alarms import CostAlarms, CostAlarmsArgs
+from components.cost_alarms import CostAlarms, CostAlarmsArgs, TeamAlarm
 from components.gateway import Gateway, GatewayArgs
 from components.gpu_pools import GpuPools, GpuPoolsArgs
 from components.model_serving import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prompt_store import GITHUB_OIDC_HOST, PromptStore, PromptStoreArgs
+from components.teams import Teams, TeamsArgs
 from components.vector_db import VectorDb, VectorDbArgs
-from llmops.settings import StackSettings
+from llmops.settings import StackSettings, TeamSettings
 
 
-def required_endpoints(settings: StackSettings) -> list[str]:
+def required_endpoints(settings: StackSettings, teams: list[TeamSettings]) -> list[str]:
     """Interface endpoints the components' paths need whatever `network.interfaceEndpoints` says:
-    the budget guard calls CloudWatch from the VPC with HTTPS to the VPC only (monitoring); without
+    the budget guard calls CloudWatch from the VPC with HTTPS to the VPC only (monitoring); team
+    pods and the reconciler reach Secrets Manager only inside the VPC (secretsmanager); without
     NAT, KEDA queries AMP (aps-workspaces) and the gateway calls Bedrock (bedrock-runtime) through
     endpoints. `llmops verify` reports any path still missing."""
     needed = ["monitoring"]
+    if teams:
+        needed.append("secretsmanager")
     if settings.network.nat_gateways == "none":
         if settings.observability.metrics_source == "amp":
             needed.append("aps-workspaces")
@@ -44,8 +48,15 @@ class Platform(pulumi.ComponentResource):
     vector_db: VectorDb
     gateway: Gateway
     cost_alarms: CostAlarms
+    teams: Teams | None
 
-    def __init__(self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        teams: list[TeamSettings] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("llmops:platform:Platform", name, None, opts)
         # Every AWS resource goes through this provider: its default tags are the one place
         # tags come from (environment, data-classification, owner, cost-center, managed-by).
@@ -72,7 +83,9 @@ class Platform(pulumi.ComponentResource):
         cluster_name = settings.name_prefix
 
         self.network = Network(
-            f"{name}-network", NetworkArgs(ctx, cluster_name, required_endpoints(settings)), in_aws
+            f"{name}-network",
+            NetworkArgs(ctx, cluster_name, required_endpoints(settings, teams or [])),
+            in_aws,
         )
         self.cluster = Cluster(
             f"{name}-cluster",
@@ -152,6 +165,7 @@ class Platform(pulumi.ComponentResource):
                 vpc_id=self.network.vpc_id,
                 vpc_cidr=self.network.vpc_cidr,
                 vpc_subnet_ids=self.network.private_subnet_ids,
+                teams=[TeamAlarm(t.name, t.gateway.monthly_budget_usd, t.contact) for t in teams or []],
             ),
             in_aws,
         )
@@ -162,4 +176,28 @@ class Platform(pulumi.ComponentResource):
             PromptStoreArgs(ctx, github_oidc, settings.prompt_store.writer_github_subjects),
             in_aws,
         )
+        self.teams = None
+        if teams:
+            self.teams = Teams(
+                f"{name}-teams",
+                TeamsArgs(
+                    context=ctx,
+                    teams=teams,
+                    cluster_name=self.cluster.name,
+                    k8s_provider=self.cluster.provider,
+                    prompt_store=self.prompt_store,
+                    vector_db=self.vector_db,
+                    github_oidc_provider_arn=github_oidc,
+                    vpc_id=self.network.vpc_id,
+                    vpc_cidr=self.network.vpc_cidr,
+                    subnet_ids=self.network.private_subnet_ids,
+                    s3_cidr_blocks=self.network.s3_cidr_blocks,
+                    gateway_url=self.gateway.url,
+                    gateway_ca_certificate=self.gateway.ca_certificate,
+                    gateway_master_key_secret_arn=self.gateway.master_key_secret_arn,
+                    gateway_secret_key_arn=self.gateway.data_key_arn,
+                    gateway=self.gateway,
+                ),
+                in_aws,
+            )
         self.register_outputs({})

@@ -138,28 +138,31 @@ class PromptStore(pulumi.ComponentResource):
 
     # -- access by intent -------------------------------------------------------------------
 
-    def grant_read(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
-        """Read prompts and the registry config, and decrypt them with the bucket's key."""
-        return self._grant(role, "read", write=False)
+    def grant_read(self, role: aws.iam.Role, names: str = "") -> aws.iam.RolePolicy:
+        """Read prompts (those whose names start with `names`, all by default) and the registry
+        config, and decrypt them with the bucket's key."""
+        return self._grant(role, "read", write=False, names=names)
 
-    def grant_write(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
-        """Everything `llmops prompts` does: read, list versions (audit), and create objects
-        under prompts/. No delete, no Object Lock bypass, no access to the registry config."""
-        return self._grant(role, "write", write=True)
+    def grant_write(self, role: aws.iam.Role, names: str = "") -> aws.iam.RolePolicy:
+        """Everything `llmops prompts` does on the prompts whose names start with `names` (all by
+        default): read, list versions (audit), and create objects under their keys. No delete, no
+        Object Lock bypass, no access to the registry config (so the eval gate still applies)."""
+        return self._grant(role, "write", write=True, names=names)
 
-    def _grant(self, role: aws.iam.Role, verb: str, write: bool) -> aws.iam.RolePolicy:
+    def _grant(self, role: aws.iam.Role, verb: str, write: bool, names: str) -> aws.iam.RolePolicy:
         bucket, key = self.bucket_arn, self.key_arn
-        prompts = bucket.apply(lambda a: f"{a}/{ROOT}*")
+        prompts = bucket.apply(lambda a: f"{a}/{ROOT}{names}*")
+        # ListBucket also makes a missing key answer 404 rather than 403, which the client needs to
+        # tell "no such alias" from "S3 is unavailable"; a name prefix limits what it lists.
+        listing = {"StringLike": {"s3:prefix": [f"{ROOT}{names}*"]}} if names else None
         statements = [
-            # ListBucket also makes a missing key answer 404 rather than 403, which the client
-            # needs to tell "no such alias" from "S3 is unavailable".
-            iam.allow(["s3:ListBucket"], bucket),
+            iam.allow(["s3:ListBucket"], bucket, listing),
             iam.allow(["s3:GetObject"], [prompts, bucket.apply(lambda a: f"{a}/{CONFIG_KEY}")]),
             iam.allow(["kms:Decrypt"], key),
         ]
         if write:
             statements += [
-                iam.allow(["s3:ListBucketVersions"], bucket),
+                iam.allow(["s3:ListBucketVersions"], bucket, listing),
                 iam.allow(["s3:GetObjectVersion", "s3:PutObject"], prompts),
                 iam.allow(["kms:GenerateDataKey"], key),
             ]

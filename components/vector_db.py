@@ -3,6 +3,10 @@ a NetworkPolicy admitting only labelled clients, and snapshots to a KMS-encrypte
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,18 @@ START = (
     'if [ "$ordinal" = "0" ]; then exec ./qdrant --uri "$self"; '
     f'else exec ./qdrant --bootstrap "http://{APP}-0.{HEADLESS}:{P2P}" --uri "$self"; fi'
 )
+
+
+def hs256_token(claims: dict, key: str) -> str:
+    """A JSON Web Token signed with HMAC-SHA256 (RFC 7519), as Qdrant verifies them."""
+
+    def encode(part: bytes) -> str:
+        return base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+
+    header = encode(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signature = hmac.new(key.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{encode(signature)}"
 
 
 @dataclass
@@ -77,10 +93,12 @@ class VectorDb(pulumi.ComponentResource):
             metadata={"name": API_KEY_SECRET, "namespace": NS, "labels": self._labels},
             type="Opaque",
             # Files, not environment variables: Qdrant reads config/local.yaml on top of its
-            # defaults; clients and the snapshot job read api-key.
+            # defaults; clients and the snapshot job read api-key. jwt_rbac: tokens signed with the
+            # key and listing collections give teams access to their own collections only
+            # (qdrant.tech/documentation/guides/security, "Granular access control with JWT", v1.9+).
             string_data={
                 "api-key": api_key,
-                "local.yaml": api_key.apply(lambda key: f"service:\n  api_key: {key}\n"),
+                "local.yaml": api_key.apply(lambda key: f"service:\n  api_key: {key}\n  jwt_rbac: true\n"),
             },
             opts=self._k8s,
         )
@@ -90,7 +108,14 @@ class VectorDb(pulumi.ComponentResource):
         self._network_policies()
         self._snapshots(cfg, backups, key)
         self.url = f"http://{APP}.{NS}.svc.cluster.local:{HTTP}"
+        self._api_key = api_key
         self.register_outputs({"url": self.url, "backups_bucket": self.backups_bucket})
+
+    def collection_token(self, collections: list[str]) -> pulumi.Output[str]:
+        """A Qdrant JWT (HS256, signed with the API key) granting read-write on these collections
+        only, without expiry: rotating the API key revokes it."""
+        access = [{"collection": c, "access": "rw"} for c in collections]
+        return pulumi.Output.secret(self._api_key.apply(lambda key: hs256_token({"access": access}, key)))
 
     def _ports(self, p2p: bool = True) -> list[dict]:
         ports = [{"name": "http", "port": HTTP}, {"name": "grpc", "port": GRPC}]

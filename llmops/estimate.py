@@ -71,6 +71,13 @@ def estimate(plan: dict) -> Estimate:
     keys = _count(resources, "aws:kms/key:Key")
     if keys:
         est.lines.append((f"KMS keys x{len(keys)}", len(keys) * prices.KMS_KEY_PER_MONTH))
+    secrets = _count(resources, "aws:secretsmanager/secret:Secret")
+    if secrets:
+        est.lines.append((f"Secrets Manager secrets x{len(secrets)}", len(secrets) * prices.SECRET_PER_MONTH))
+    alarms = _count(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    if alarms:
+        metrics = sum(_alarm_metrics(a["inputs"]) for a in alarms)
+        est.lines.append((f"CloudWatch alarms x{len(alarms)}", metrics * prices.ALARM_METRIC_PER_MONTH))
 
     for group in _count(resources, "aws:eks/nodeGroup:NodeGroup"):
         inputs = group["inputs"]
@@ -108,6 +115,17 @@ def estimate(plan: dict) -> Estimate:
     # GPU pools scale to zero: at minimum scale only the models' floors (minReplicas) run.
     _model_floors(resources, est)
     return est
+
+
+def _alarm_metrics(alarm: dict) -> int:
+    """Metrics an alarm is billed for: each metric it reads (metric math reads several); an
+    anomaly band counts as three."""
+    queries = alarm.get("metricQueries") or []
+    if not queries:
+        return 1
+    bands = sum(1 for q in queries if "ANOMALY_DETECTION_BAND" in (q.get("expression") or ""))
+    metrics = sum(1 for q in queries if q.get("metric"))
+    return metrics - bands + bands * prices.ANOMALY_ALARM_METRICS if bands else metrics
 
 
 def _model_floors(resources: list[dict], est: Estimate) -> None:

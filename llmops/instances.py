@@ -60,6 +60,11 @@ EKS_CONTROL_PLANE_PER_HOUR = 0.10  # aws.amazon.com/eks/pricing, standard suppor
 NAT_GATEWAY_PER_HOUR = 0.045  # aws.amazon.com/vpc/pricing, before data processing
 INTERFACE_ENDPOINT_PER_AZ_HOUR = 0.01  # aws.amazon.com/privatelink/pricing
 KMS_KEY_PER_MONTH = 1.0  # aws.amazon.com/kms/pricing
+SECRET_PER_MONTH = 0.40  # aws.amazon.com/secrets-manager/pricing, per secret, before API calls
+# aws.amazon.com/cloudwatch/pricing: a standard-resolution alarm is billed per metric it reads;
+# an anomaly-detection alarm reads three (the metric and the band's upper and lower bounds).
+ALARM_METRIC_PER_MONTH = 0.10
+ANOMALY_ALARM_METRICS = 3
 # RDS for PostgreSQL, Single-AZ, us-east-1 (aws.amazon.com/rds/postgresql/pricing, as quoted by
 # third-party breakdowns in 2026); Multi-AZ bills the standby too: twice instance and storage.
 RDS_POSTGRES_PER_HOUR = {"db.t4g.micro": 0.016, "db.t4g.small": 0.032, "db.t4g.medium": 0.065}

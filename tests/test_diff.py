@@ -395,3 +395,12 @@ def test_stacks_that_differ_exit_2_from_the_cli(tmp_path, capsys):
     assert code_ == EXIT_USAGE and len(err.splitlines()) == 1 and "--allow-stack-change" in err
     code_, out, _ = run_cli(["diff", str(dev), str(prod), "--allow-stack-change", "--markdown"], capsys)
     assert code_ == EXIT_OK and out.startswith(MARKER + "\n") and "`dev → prod`" in out
+
+
+def test_limit_shrinks_the_comment_for_one_of_several_stacks(base, head, tmp_path, capsys):
+    argv = ["diff", str(write(tmp_path, "base", base)), str(write(tmp_path, "head", head)), "--markdown"]
+    code, comment, _ = run_cli([*argv, "--limit", "6000"], capsys)
+    assert code == 0 and comment.startswith(MARKER) and len(comment.encode()) < 6000
+    assert "| resources |" in comment  # the summary stays whole
+    code, _, err = run_cli([*argv, "--limit", "100"], capsys)
+    assert code == 2 and "a number of bytes from 4096 to 65536" in err

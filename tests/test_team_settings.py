@@ -426,3 +426,13 @@ def test_team_reference_in_docs_matches_the_models():
     )
     for name, field in TeamSettings.model_fields.items():
         assert field.description, f"{name} needs a docstring: it feeds docs/teams.md"
+
+
+def test_a_team_with_a_file_has_no_second_budget_in_the_stack(teams_dir):
+    # Pulumi.prod.yaml's costAlarms.teamBudgets lists payments: two sources of its alarms.
+    write(teams_dir, doc(name="payments", vectorCollections=[]))
+    assert problems(teams_dir, "prod") == [
+        "stacks/teams/payments.yaml: name: the prod stack's costAlarms.teamBudgets also has team "
+        "payments; a team file's gateway.monthlyBudgetUsd sets the team's alarms: remove that "
+        "teamBudgets entry"
+    ]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from llmops import PROJECT_DIR
 
@@ -48,3 +49,21 @@ def test_checks_catch_a_broken_workflow(tmp_path, tool, mutate):
     schema = ["--builtin-schema", "vendor.github-workflows"]
     args = [*schema, broken] if tool == "check-jsonschema" else ["--offline", broken]
     assert run(tool, *args).returncode != 0
+
+
+def test_previews_of_forks_get_no_credentials_and_write_nothing():
+    jobs = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "preview.yml").read_text())["jobs"]
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    offline = jobs["offline"]
+    # The offline diff runs for every pull request: no OIDC token, no secrets, no write scope.
+    assert "permissions" not in offline and "if" not in offline
+    assert "secrets." not in str(offline) and "id-token" not in str(offline)
+    steps = " ".join(s.get("run", "") for s in offline["steps"])
+    assert "llmops plan" in steps and "llmops diff" in steps and "--markdown" in steps
+    # Writing the comment and assuming the preview role happen for this repository's branches only.
+    assert same_repo in jobs["comment"]["if"] and jobs["comment"]["permissions"] == {"pull-requests": "write"}
+    assert jobs["preview"]["if"] == same_repo and jobs["preview"]["permissions"]["id-token"] == "write"
+    # A job in an environment is issued the subject ...:environment:NAME (GitHub's OIDC docs), which
+    # the preview role bootstrap declares does not trust: it trusts ...:pull_request only.
+    assert "environment" not in jobs["preview"]
+    assert "<!-- llmops-diff -->" in str(jobs["comment"])  # the marker `llmops diff --markdown` writes

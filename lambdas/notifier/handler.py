@@ -12,9 +12,15 @@ Message shapes (what each source publishes to SNS):
   totalActualSpend, totalExpectedSpend}, rootCauses[], anomalyDetailsLink, monitorName.
 Anything else is forwarded as it came (pretty-printed when JSON), never dropped.
 
+Team alarms (a `Team` dimension) are routed to the team's contact (TEAM_CONTACTS, from the team
+files): the message names the contact, and goes to the webhook of that Slack channel when the
+secret lists one under `channels`, else to the default webhook. E-mail contacts are SNS
+subscriptions on the team's topic (components/cost_alarms.py) and need no code here.
+
 Environment: SLACK_WEBHOOK_SECRET_ID (Secrets Manager id or ARN; the secret string is the
-webhook URL, or JSON with a `url` / `webhook_url` key), SECRET_CACHE_SECONDS (default 300,
-so a rotated URL is picked up without a redeploy), ENVIRONMENT (shown in every message).
+webhook URL, or JSON with a `url` / `webhook_url` key and optionally `channels`: {"#channel":
+webhook URL}), SECRET_CACHE_SECONDS (default 300, so a rotated URL is picked up without a
+redeploy), ENVIRONMENT (shown in every message), TEAM_CONTACTS (JSON {team: contact}).
 A failed post raises, so Lambda's asynchronous retries (and then the DLQ) take over.
 """
 
@@ -25,11 +31,12 @@ import os
 import re
 import time
 import urllib.request
+from dataclasses import dataclass
 from functools import cache
 
 import boto3
 
-_cached: dict[str, tuple[float, str]] = {}
+_cached: dict[str, tuple[float, Webhooks]] = {}
 MAX_SECTION = 2900  # Slack section text limit is 3000 characters
 EMOJI = {"ALARM": ":rotating_light:", "OK": ":white_check_mark:", "INSUFFICIENT_DATA": ":grey_question:"}
 
@@ -44,36 +51,59 @@ def reset_clients() -> None:
     _cached.clear()
 
 
-def webhook_url() -> str:
+@dataclass(frozen=True)
+class Webhooks:
+    default: str
+    channels: dict[str, str]
+
+    def for_contact(self, contact: str | None) -> str:
+        return self.channels.get(contact or "", self.default)
+
+
+def _url(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise ValueError(f"{where} is not a webhook URL")
+    return value
+
+
+def webhooks() -> Webhooks:
     secret_id = os.environ["SLACK_WEBHOOK_SECRET_ID"]
     ttl = float(os.environ.get("SECRET_CACHE_SECONDS", "300"))
     hit = _cached.get(secret_id)
     if hit and time.monotonic() - hit[0] < ttl:
         return hit[1]
     value = _secrets().get_secret_value(SecretId=secret_id)["SecretString"].strip()
+    channels: dict[str, str] = {}
     if value.startswith("{"):
         doc = json.loads(value)
         value = doc.get("url") or doc.get("webhook_url") or ""
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"secret {secret_id} does not hold a webhook URL")
-    _cached[secret_id] = (time.monotonic(), value)
-    return value
+        raw = doc.get("channels") or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"secret {secret_id}: channels must map a channel to its webhook URL")
+        channels = {str(k): _url(v, f"secret {secret_id}: channels.{k}") for k, v in raw.items()}
+    hooks = Webhooks(_url(value, f"secret {secret_id}"), channels)
+    _cached[secret_id] = (time.monotonic(), hooks)
+    return hooks
+
+
+def team_contacts() -> dict[str, str]:
+    return json.loads(os.environ.get("TEAM_CONTACTS") or "{}")
 
 
 def handler(event: dict, context: object = None) -> dict:
-    url = webhook_url()
+    hooks, contacts = webhooks(), team_contacts()
     sent = 0
     for record in event.get("Records", []):
         sns = record.get("Sns", {})
-        payload = render(sns.get("Subject"), sns.get("Message", ""), sns.get("TopicArn", ""))
-        post(url, payload)
+        payload = render(sns.get("Subject"), sns.get("Message", ""), sns.get("TopicArn", ""), contacts)
+        post(hooks.for_contact(payload.get("contact")), payload)
         sent += 1
         print(json.dumps({"level": "INFO", "message": "notification sent", "kind": payload["kind"]}))
     return {"sent": sent}
 
 
 def post(url: str, payload: dict) -> None:
-    body = json.dumps({k: v for k, v in payload.items() if k != "kind"}).encode()
+    body = json.dumps({k: v for k, v in payload.items() if k in ("text", "blocks")}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         if not 200 <= response.status < 300:
@@ -83,14 +113,17 @@ def post(url: str, payload: dict) -> None:
 # -- rendering -----------------------------------------------------------------------------
 
 
-def render(subject: str | None, message: str, topic_arn: str = "") -> dict:
-    """Slack payload {kind, text, blocks} for one SNS message."""
+def render(
+    subject: str | None, message: str, topic_arn: str = "", contacts: dict[str, str] | None = None
+) -> dict:
+    """Slack payload {kind, text, blocks, contact} for one SNS message (contact: the team's, for
+    a team alarm)."""
     try:
         doc = json.loads(message)
     except ValueError:
         doc = None
     if isinstance(doc, dict) and "AlarmName" in doc and "NewStateValue" in doc:
-        return _alarm(doc)
+        return _alarm(doc, contacts or {})
     if isinstance(doc, dict) and "anomalyId" in doc:
         return _anomaly(doc)
     if doc is None and "Budget Name:" in message:
@@ -128,7 +161,7 @@ def _payload(kind: str, title: str, fields: list[tuple[str, str]], body: str = "
     return {"kind": kind, "text": "\n".join(lines)[:MAX_SECTION], "blocks": blocks}
 
 
-def _alarm(doc: dict) -> dict:
+def _alarm(doc: dict, contacts: dict[str, str]) -> dict:
     state = doc.get("NewStateValue", "?")
     trigger = doc.get("Trigger") or {}
     dims = {d.get("name"): d.get("value") for d in trigger.get("Dimensions") or []}
@@ -155,7 +188,10 @@ def _alarm(doc: dict) -> dict:
     body = _esc(doc.get("NewStateReason", ""))
     if doc.get("AlarmDescription"):
         body = f"{_esc(doc['AlarmDescription'])}\n{body}"
-    return _payload("alarm", title, fields, body, link)
+    contact = contacts.get(dims.get("Team") or "")
+    if contact:
+        fields.insert(1, ("Contact", _esc(contact)))
+    return _payload("alarm", title, fields, body, link) | {"contact": contact}
 
 
 _BUDGET_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{2,40}):\s*(\S.*?)\s*$")

@@ -33,13 +33,29 @@ def add_parser(subparsers: Any) -> None:
     )
     output.add_argument("--json", action="store_true", help="everything, for machines")
     parser.add_argument(
+        "--limit",
+        type=_positive,
+        default=None,
+        metavar="BYTES",
+        help="with --markdown: stay under this many bytes instead of 65,536 (the preview workflow "
+        "puts three stacks in one comment)",
+    )
+    parser.add_argument(
         "--allow-stack-change", action="store_true", help="compare plans of two different stacks"
     )
     parser.set_defaults(func=run_diff)
 
 
+def _positive(text: str) -> int:
+    from llmops.diff.markdown import LIMIT
+
+    if not text.isdigit() or not 4096 <= int(text) <= LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of bytes from 4096 to {LIMIT}")
+    return int(text)
+
+
 def run_diff(args: argparse.Namespace) -> int:
-    from llmops.diff.markdown import markdown
+    from llmops.diff.markdown import LIMIT, markdown
     from llmops.diff.model import diff_plans
     from llmops.diff.render import as_json, text
     from llmops.policy import load_plan
@@ -47,7 +63,7 @@ def run_diff(args: argparse.Namespace) -> int:
     base, head = load_plan(args.base), load_plan(args.head)
     diff = diff_plans(base, head, args.allow_stack_change)
     print(
-        markdown(diff) if args.markdown else as_json(diff) if args.json else text(diff),
+        markdown(diff, args.limit or LIMIT) if args.markdown else as_json(diff) if args.json else text(diff),
         end="" if args.markdown else "\n",
     )
     if not diff.failing:

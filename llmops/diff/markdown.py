@@ -150,7 +150,10 @@ def _detail_blocks(diff: PlanDiff) -> list[Block]:
 
 
 def _resource_entry(d: ResourceDiff) -> Entry:
-    title = f"- **{d.action}** {code(d.type)} {code(d.name)}" + (" (protected)" if d.protected else "")
+    title = f"- **{d.action}** {code(d.type)} {code(d.name)}" + (
+        f" ({code(d.k8s_object)})" if d.k8s_object else ""
+    )
+    title += " (protected)" if d.protected else ""
     notes = [f"  - ⚠️ {prose(note)}" for note in d.attention]
     lines = [title, *notes]
     for change in d.changes[:MAX_PATHS]:

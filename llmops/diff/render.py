@@ -67,7 +67,8 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 
 def resource_title(d: ResourceDiff) -> str:
-    return f"{SIGN[d.action]} {d.type} {d.name}" + ("  [protected]" if d.protected else "")
+    shown = f" ({d.k8s_object})" if d.k8s_object else ""
+    return f"{SIGN[d.action]} {d.type} {d.name}{shown}" + ("  [protected]" if d.protected else "")
 
 
 def path_lines(d: ResourceDiff) -> list[str]:
@@ -205,6 +206,7 @@ def _resource_json(d: ResourceDiff) -> dict[str, Any]:
         "action": d.action,
         "type": d.type,
         "name": d.name,
+        "object": d.k8s_object or None,
         "urn": d.urn,
         "component": d.component,
         "protected": d.protected,

@@ -57,6 +57,19 @@ class ResourceDiff:
     protected: bool = False  # protect is set in the head (added, changed) or in the base (removed)
     changes: list[Change] = field(default_factory=list)
     attention: list[str] = field(default_factory=list)  # what a reviewer must not miss
+    k8s_object: str = ""  # a Kubernetes object's kind and [namespace/]name, as kubectl shows it
+
+
+def k8s_object(res: dict) -> str:
+    if not res["type"].startswith("kubernetes:"):
+        return ""
+    inputs = res.get("inputs") or {}
+    meta = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
+    name = meta.get("name")
+    if not isinstance(name, str) or not isinstance(inputs.get("kind"), str):
+        return ""
+    where = f"{meta['namespace']}/" if isinstance(meta.get("namespace"), str) else ""
+    return f"{inputs['kind']} {where}{name}"
 
 
 def compare_resources(base: dict[str, Any], head: dict[str, Any]) -> list[ResourceDiff]:
@@ -97,15 +110,18 @@ def _components(plan: dict[str, Any]):
 
 
 def _added(res: dict, component: str) -> ResourceDiff:
-    return ResourceDiff(
+    diff = ResourceDiff(
         "added", res["type"], res["name"], res.get("urn") or "", component, bool(res.get("protect"))
     )
+    diff.k8s_object = k8s_object(res)
+    return diff
 
 
 def _removed(res: dict, component: str) -> ResourceDiff:
     diff = ResourceDiff(
         "removed", res["type"], res["name"], res.get("urn") or "", component, bool(res.get("protect"))
     )
+    diff.k8s_object = k8s_object(res)
     if diff.protected:
         diff.attention.append("protected: `pulumi up` refuses to delete it until protect is lifted")
     if diff.type in STATEFUL:
@@ -127,6 +143,7 @@ def _changed(base: dict, head: dict, component: str) -> ResourceDiff | None:
         changes,
     )
     diff.attention = _attention(base, head, diff)
+    diff.k8s_object = k8s_object(head)
     return diff if diff.changes or diff.attention else None
 
 

@@ -106,6 +106,12 @@ def _team_name(value: str, info: ValidationInfo) -> str:
         raise ValueError(
             f"{value!r} contains '--', the separator of the team's prompt names (<team>--<prompt>)"
         )
+    stack = _context(info).stack
+    if stack is not None and value in {b.team for b in stack.cost_alarms.team_budgets}:
+        raise _stack_rule(
+            f"the {stack.environment} stack's costAlarms.teamBudgets also has team {value}; a team "
+            "file's gateway.monthlyBudgetUsd sets the team's alarms: remove that teamBudgets entry"
+        )
     file_name = _context(info).file_name
     if file_name is not None and Path(file_name).stem != value:
         raise ValueError(

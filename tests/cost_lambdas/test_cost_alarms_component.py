@@ -13,7 +13,8 @@ from pulumi.runtime.sync_await import _sync_await
 from pydantic import ValidationError
 
 from components.context import AwsContext
-from components.cost_alarms import LAMBDAS, CostAlarms, CostAlarmsArgs, lambda_code
+from components.cost_alarms import CostAlarms, CostAlarmsArgs
+from components.lambda_function import LAMBDAS, lambda_code
 from lambdas.spend_aggregator.aggregate import DIMENSION_SETS, METRICS, NAMESPACE
 from llmops import instances
 from llmops.settings import StackSettings

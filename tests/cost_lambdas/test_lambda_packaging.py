@@ -1,4 +1,4 @@
-"""The Lambdas' zips as components/cost_alarms.py builds them: the third-party packages in them
+"""The Lambdas' zips as components/lambda_function.py builds them: the third-party packages in them
 are the pinned releases built for the functions' platform, and each handler imports from its
 zip plus what the Lambda Python runtime provides, nothing else."""
 
@@ -15,8 +15,8 @@ import boto3
 import pulumi
 import pytest
 
-from components import cost_alarms
-from components.cost_alarms import LAMBDAS, RUNTIME, lambda_code
+from components import lambda_function
+from components.lambda_function import LAMBDAS, RUNTIME, lambda_code
 from llmops import cli
 
 # What the Lambda Python runtime ships besides the standard library.
@@ -107,7 +107,7 @@ def test_each_handler_imports_from_its_zip_and_the_lambda_runtime_alone(folder, 
 
 
 def test_unbuilt_or_stale_packages_stop_the_program_with_what_to_run(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cost_alarms, "LAMBDA_DEPS", tmp_path)
+    monkeypatch.setattr(lambda_function, "LAMBDA_DEPS", tmp_path)
     problem = r"lambdas/spend_aggregator/requirements.txt: .* not built.* run `make lambda-deps`"
     with pytest.raises(pulumi.RunError, match=problem):
         lambda_code("spend_aggregator")

@@ -208,3 +208,40 @@ def test_webhook_error_raises_for_lambda_retry(slack):
     slack.status = 500
     with pytest.raises(urllib.error.HTTPError):
         handler.handler(sns_event(json.dumps(ALARM)))
+
+
+def test_team_alarm_names_the_contact_and_goes_to_its_channel_webhook(slack, monkeypatch):
+    monkeypatch.setenv("TEAM_CONTACTS", json.dumps({"payments": "#payments-alerts"}))
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="llmops/prod/slack-channels",
+        SecretString=json.dumps(
+            {
+                "url": slack.url + "/services/T000/B000/XXXX",
+                "channels": {"#payments-alerts": slack.url + "/services/T000/B111/PAYMENTS"},
+            }
+        ),
+    )["ARN"]
+    monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ID", arn)
+    handler.handler(sns_event(json.dumps(ALARM)))
+    handler.handler(sns_event(BUDGET))  # not a team's: the default webhook
+    team, other = slack.requests
+    assert team["path"] == "/services/T000/B111/PAYMENTS"
+    assert "Contact: #payments-alerts" in team["json"]["text"]
+    assert other["path"] == "/services/T000/B000/XXXX"
+    assert set(team["json"]) == {"text", "blocks"}  # Slack gets nothing else
+
+
+def test_team_without_a_channel_webhook_is_named_on_the_default_one(slack, monkeypatch):
+    monkeypatch.setenv("TEAM_CONTACTS", json.dumps({"payments": "payments@example.com"}))
+    handler.handler(sns_event(json.dumps(ALARM)))
+    assert "payments@example.com" in posted_text(slack)
+
+
+def test_a_channel_that_is_not_a_url_is_named_in_the_error(slack, monkeypatch):
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="llmops/prod/slack-bad",
+        SecretString=json.dumps({"url": slack.url + "/x", "channels": {"#payments": "not-a-url"}}),
+    )["ARN"]
+    monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ID", arn)
+    with pytest.raises(ValueError, match=r"channels\.#payments is not a webhook URL"):
+        handler.handler(sns_event(json.dumps(ALARM)))
