@@ -681,6 +681,417 @@ def test_certificate_not_naming_the_gateway_host(docs):
     )
 
 
+# -- product teams ----------------------------------------------------------------------------
+# The team namespaces are empty in the plan: their pods are modelled (llmops/verify/model.py
+# tenant_workloads). A second team, written to a temporary copy of the stacks, gives the isolation
+# checks something to be isolated from.
+
+TEAM = "llmops-dev-teams-fraud-analytics"
+TEAM_NS = f"{TEAM}-namespace"
+OTHER = "llmops-dev-teams-risk-scoring"
+OTHER_NS = f"{OTHER}-namespace"
+RECONCILER = "llmops-dev-teams-reconciler"
+RISK_SCORING = """\
+name: risk-scoring
+owners: [arn:aws:iam::111122223333:role/risk-scoring-engineers]
+contact: "#risk-scoring"
+costCenter: cc-4412
+classification: internal
+environments: [dev]
+quota: {cpu: "2", memory: 8Gi, gpus: 0}
+gateway: {models: [qwen-small], monthlyBudgetUsd: 20}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_teams(tmp_path_factory) -> dict:
+    """The dev plan with fraud-analytics (Qdrant collections) and risk-scoring (none)."""
+    from llmops import PROJECT_DIR
+    from llmops import plan as plan_cmd
+
+    root = tmp_path_factory.mktemp("two-teams")
+    (root / "teams").mkdir()
+    for stack in (PROJECT_DIR / "stacks").glob("Pulumi.*.yaml"):
+        (root / stack.name).write_text(stack.read_text())
+    for team in (PROJECT_DIR / "stacks" / "teams").glob("*.yaml"):
+        (root / "teams" / team.name).write_text(team.read_text())
+    (root / "teams" / "risk-scoring.yaml").write_text(RISK_SCORING)
+    result = plan_cmd.run(str(root / "Pulumi.dev.yaml"), root / "build")
+    assert result.findings == [], [f"{f.contract} {f.resource}: {f.message}" for f in result.findings]
+    return result.plan.to_dict()
+
+
+def secret_arn(doc: dict, name: str) -> str:
+    return by_name(doc, name)["outputs"]["arn"]
+
+
+def team_policy(doc_name: str, edit: Callable[[dict], None]) -> Callable[[dict], None]:
+    """Edit the first statement of a policy whose Action list names `doc_name`."""
+
+    def change(policy: dict) -> None:
+        def apply(statements: list) -> list:
+            edit(next(s for s in statements if doc_name in s["Action"]))
+            return statements
+
+        policy_doc(policy, apply)
+
+    return change
+
+
+def test_team_pods_are_modelled_in_the_tenant_namespace(docs):
+    from llmops.verify.model import PlanView
+
+    pods = PlanView(docs["dev"]).tenant_pods("team-fraud-analytics")
+    assert [(w.name, w.labels, w.service_account, w.resource) for w in pods] == [
+        ("tenant", {}, "workload", TEAM_NS),
+        ("tenant-qdrant-client", {"llmops.io/qdrant-client": "true"}, "workload", TEAM_NS),
+    ]
+    assert all(w.modelled and w.label.startswith("modelled Pod ") for w in pods)
+
+
+def test_team_policy_selecting_no_modelled_pod(docs):
+    """Modelled pods carry only the labels a team is told to use, so a typo still selects nothing,
+    and the finding says the pods are modelled."""
+
+    def typo(policy):
+        policy["inputs"]["spec"]["podSelector"]["matchLabels"] = {"llmops.io/qdrant": "true"}
+
+    findings = broken(docs["dev"], (f"{TEAM}-allow-qdrant", typo))
+    assert_flags(findings, "selector-networkpolicy", f"{TEAM}-allow-qdrant", "must select pods", "modelled")
+    assert_flags(findings, "network-team-paths", TEAM_NS, "tenant-qdrant-client", "Qdrant", "6333")
+
+
+def test_coredns_add_on_serves_the_team_dns_policy(docs):
+    """The coredns add-on's pods (upstream.py) are what allow-dns admits; without the add-on the
+    policy selects nothing and team pods have no DNS."""
+    from llmops.verify.model import PlanView
+
+    dns = PlanView(docs["dev"]).workload_named("Deployment", "kube-system", "coredns")
+    assert dns is not None and dns.labels["k8s-app"] == "kube-dns" and (("dns", 53) in dns.ports())
+    findings = broken(docs["dev"], ("llmops-dev-cluster-coredns", None))
+    assert_flags(findings, "selector-networkpolicy", f"{TEAM}-allow-dns", "selects no pod")
+    assert_flags(findings, "network-team-paths", TEAM_NS, "cluster DNS", "no pod of the plan serves it")
+
+
+def test_team_dns_over_tcp_only(docs):
+    def tcp_only(policy):
+        policy["inputs"]["spec"]["egress"][0]["ports"] = [{"port": 53, "protocol": "TCP"}]
+
+    findings = broken(docs["staging"], ("llmops-staging-teams-fraud-analytics-allow-dns", tcp_only))
+    assert_flags(
+        findings,
+        "network-team-paths",
+        "llmops-staging-teams-fraud-analytics-namespace",
+        "53/udp",
+        "allow-dns",
+    )
+    assert not [f for f in findings if "53/tcp" in f.message]
+
+
+def test_team_without_its_gateway_egress(docs):
+    findings = broken(docs["prod"], ("llmops-prod-teams-fraud-analytics-allow-gateway", None))
+    assert_flags(
+        findings,
+        "network-team-paths",
+        "llmops-prod-teams-fraud-analytics-namespace",
+        "gateway's pods",
+        "4000",
+        "no egress",
+    )
+
+
+def test_team_without_its_qdrant_egress(docs):
+    findings = broken(docs["dev"], (f"{TEAM}-allow-qdrant", None))
+    assert_flags(findings, "network-team-paths", TEAM_NS, "llmops.io/qdrant-client", "Qdrant", "6333")
+
+
+def test_qdrant_admitting_other_clients_than_team_pods(docs):
+    """The server's side counts too: Qdrant's own policy must admit the team's client pods."""
+
+    def other_label(policy):
+        policy["inputs"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] = {"app": "x"}
+
+    findings = broken(docs["dev"], ("llmops-dev-vectordb-allow-clients", other_label))
+    assert_flags(
+        findings,
+        "network-team-paths",
+        TEAM_NS,
+        "Qdrant",
+        "NetworkPolicies selecting StatefulSet vector-db/qdrant",
+    )
+
+
+def test_team_without_https_egress_loses_credentials_and_secrets(docs):
+    findings = broken(docs["dev"], (f"{TEAM}-allow-aws", None))
+    assert_flags(findings, "network-team-paths", TEAM_NS, "Pod Identity agent", "169.254.170.23")
+    assert_flags(findings, "network-team-paths", TEAM_NS, "secretsmanager endpoint", "443")
+
+
+def test_team_reaching_the_model_servers(docs):
+    """In dev the models' policy admits the VPC on 8000 (the AMP scraper): only the team's egress
+    keeps its pods from vLLM."""
+
+    def open_8000(policy):
+        policy["inputs"]["spec"]["egress"][0]["ports"].append({"port": 8000, "protocol": "TCP"})
+
+    findings = broken(docs["dev"], (f"{TEAM}-allow-aws", open_8000))
+    assert_flags(findings, "network-team-isolation", TEAM_NS, "must not reach the model server", "8000")
+
+
+def test_team_isolation_without_enforced_policies(docs):
+    findings = broken(
+        docs["staging"],
+        ("llmops-staging-cluster-vpc-cni", addon_config(lambda c: c.update(enableNetworkPolicy="false"))),
+    )
+    assert_flags(
+        findings,
+        "network-team-isolation",
+        "llmops-staging-teams-fraud-analytics-namespace",
+        "must not reach",
+        "not enforced",
+    )
+
+
+def test_other_namespaces_reaching_team_pods(docs):
+    findings = broken(docs["dev"], (f"{TEAM}-default-deny", None), (f"{TEAM}-allow-team", None))
+    assert_flags(
+        findings, "network-team-isolation", TEAM_NS, "Deployment llmops-gateway/litellm", "must not reach"
+    )
+
+
+def test_two_teams_are_isolated(two_teams):
+    from llmops.verify.model import PlanView
+
+    assert set(PlanView(two_teams).tenant_namespaces) == {"team-fraud-analytics", "team-risk-scoring"}
+    assert [
+        f for f in verify_plan(two_teams) if f.contract.startswith(("network-team", "permissions-team"))
+    ] == []
+
+
+def test_team_admitting_every_namespace(two_teams):
+    """fraud-analytics may send HTTPS anywhere in the VPC (allow-aws): risk-scoring's ingress
+    policy is what keeps it out."""
+
+    def any_namespace(policy):
+        policy["inputs"]["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {}}]
+
+    findings = broken(two_teams, (f"{OTHER}-allow-team", any_namespace))
+    assert_flags(findings, "network-team-isolation", TEAM_NS, "pods of team risk-scoring", "must not reach")
+
+
+def test_team_without_collections_reaching_qdrant(two_teams):
+    def into_risk_scoring(policy):
+        policy["inputs"]["metadata"]["namespace"] = "team-risk-scoring"
+
+    findings = broken(two_teams, (f"{TEAM}-allow-qdrant", into_risk_scoring))
+    assert_flags(findings, "network-team-isolation", OTHER_NS, "owns no collections", "6333")
+
+
+def test_team_role_without_its_gateway_key(docs):
+    findings = broken(docs["dev"], (f"{TEAM}-read-gateway-key", None))
+    assert_flags(
+        findings, "permissions-team-workload", TEAM_NS, "secretsmanager:GetSecretValue", f"{TEAM}-gateway-key"
+    )
+
+
+def test_team_role_without_the_key_of_its_secrets(docs):
+    def no_kms(policy):
+        policy_doc(policy, lambda st: [s for s in st if s["Action"] != ["kms:Decrypt"]])
+
+    findings = broken(
+        docs["dev"], (f"{TEAM}-read-gateway-key", no_kms), (f"{TEAM}-read-qdrant-token", no_kms)
+    )
+    assert_flags(findings, "permissions-team-workload", TEAM_NS, "kms:Decrypt", "is encrypted with it")
+
+
+def test_team_role_without_its_prompts(docs):
+    findings = broken(
+        docs["prod"], ("llmops-prod-prompts-read-llmops-prod-teams-fraud-analytics-workload-role", None)
+    )
+    assert_flags(
+        findings,
+        "permissions-team-workload",
+        "llmops-prod-teams-fraud-analytics-namespace",
+        "s3:GetObject",
+        "prompts/fraud-analytics--",
+    )
+
+
+def test_team_service_account_without_its_role(docs):
+    findings = broken(docs["dev"], (f"{TEAM}-workload-identity", None))
+    assert_flags(findings, "permissions-team-workload", TEAM_NS, "no AWS credentials")
+
+
+def test_team_role_reading_a_platform_secret(docs):
+    def wildcard(statement):
+        statement["Resource"] = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:llmops-dev-*"
+
+    findings = broken(
+        docs["dev"], (f"{TEAM}-read-gateway-key", team_policy("secretsmanager:GetSecretValue", wildcard))
+    )
+    assert_flags(
+        findings, "permissions-team-workload", TEAM_NS, "must not read the platform's secret", "master-key"
+    )
+
+
+def test_team_role_reading_another_teams_secret(two_teams):
+    other_key = secret_arn(two_teams, f"{OTHER}-gateway-key")
+
+    def add_other(statement):
+        statement["Resource"] = [statement["Resource"], other_key]
+
+    findings = broken(
+        two_teams, (f"{TEAM}-read-gateway-key", team_policy("secretsmanager:GetSecretValue", add_other))
+    )
+    assert_flags(findings, "permissions-team-workload", TEAM_NS, "team risk-scoring's secret")
+
+
+def test_team_role_reading_another_teams_prompts(two_teams):
+    def every_prompt(statement):
+        statement["Resource"] = [r.replace("fraud-analytics--*", "*") for r in statement["Resource"]]
+
+    findings = broken(
+        two_teams,
+        (f"llmops-dev-prompts-read-{TEAM}-workload-role", team_policy("s3:GetObject", every_prompt)),
+    )
+    assert_flags(findings, "permissions-team-workload", TEAM_NS, "team risk-scoring's prompts")
+
+
+# -- the team reconciler: where its SecretIds come from ----------------------------------------
+
+
+def test_reconciler_secret_ids_come_from_its_desired_state():
+    from llmops import PROJECT_DIR
+    from llmops.verify.lambda_source import scan
+
+    calls = scan(PROJECT_DIR / "lambdas" / "team_reconciler").calls
+    puts = [c for c in calls if c.operation == "PutSecretValue"]
+    assert puts and all(
+        [str(d) for d in c.documents("SecretId")] == ["desired.json:teams.*.key.secret_id"] for c in puts
+    )
+    gets = {tuple(c.origins("SecretId")) for c in calls if c.operation == "GetSecretValue"}
+    assert ("env:GATEWAY_SECRET_ID",) in gets and ("doc:desired.json:teams.*.key.secret_id",) in gets
+
+
+def test_value_origins_through_calls_documents_and_overrides(tmp_path):
+    from llmops.verify.lambda_source import scan
+
+    (tmp_path / "handler.py").write_text(
+        """
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import boto3
+
+@cache
+def _sm():
+    return boto3.client("secretsmanager")
+
+def load():
+    path = Path(os.environ.get("STATE_PATH") or Path(__file__).with_name("state.json"))
+    return json.loads(path.read_text())
+
+def put(secret_id, value):
+    _sm().put_secret_value(SecretId=secret_id, SecretString=value)
+
+def handler(event, context):
+    state = load()
+    for _, item in enumerate(state["items"]):
+        target = item.get("target") or {}
+        put(target["arn"], "x")
+    master = os.environ["MASTER"]
+    _sm().get_secret_value(SecretId=master)
+    _sm().get_secret_value(SecretId=event["id"])
+"""
+    )
+    put, master, from_event = scan(tmp_path).calls
+    (document,) = put.documents("SecretId")
+    assert (document.file, document.path, document.overrides) == (
+        "state.json",
+        ("items", "*", "target", "arn"),
+        ("STATE_PATH",),
+    )
+    assert master.env("SecretId") == "MASTER"
+    assert from_event.origins("SecretId") == []
+
+
+def test_reconciler_role_without_put_secret_value(docs):
+    """The reconciler stores each team's key (PutSecretValue on the secret_ids of desired.json,
+    which the plan knows as the code archive's dependencies): without the grant it is a finding
+    naming the team's key secret, not the gateway's master key."""
+
+    def get_only(statement):
+        statement["Action"] = ["secretsmanager:GetSecretValue"]
+
+    findings = broken(
+        docs["dev"], (f"{RECONCILER}-policy", team_policy("secretsmanager:PutSecretValue", get_only))
+    )
+    key = secret_arn(docs["dev"], f"{TEAM}-gateway-key")
+    assert_flags(
+        findings, "permissions-lambda-code", RECONCILER, "secretsmanager:PutSecretValue", key, "desired.json"
+    )
+    assert not [f for f in findings if "master-key" in f.message]
+
+
+def test_reconciler_role_missing_one_teams_key(two_teams):
+    other_key = secret_arn(two_teams, f"{OTHER}-gateway-key")
+
+    def drop_other(statement):
+        statement["Resource"] = [r for r in statement["Resource"] if r != other_key]
+
+    findings = broken(
+        two_teams, (f"{RECONCILER}-policy", team_policy("secretsmanager:PutSecretValue", drop_other))
+    )
+    assert_flags(findings, "permissions-lambda-code", RECONCILER, "PutSecretValue", other_key)
+
+
+def test_reconciler_desired_state_naming_the_master_key(docs):
+    """Where the plan records the desired state's text, its secret_ids are what the code acts on."""
+    master = secret_arn(docs["dev"], "llmops-dev-gateway-master-key")
+    text = json.dumps({"teams": [{"key": {"secret_id": master}}]})
+
+    def record(function):
+        function["inputs"]["code"]["archive"]["team_reconciler/desired.json"] = {
+            "StringAsset": {"text": text}
+        }
+
+    findings = broken(docs["dev"], (RECONCILER, record))
+    assert_flags(findings, "permissions-lambda-code", RECONCILER, "PutSecretValue", master)
+
+
+def test_reconciler_desired_state_computed_from_the_master_key(docs):
+    """When a plan does not record the desired state's text (older plans: "(inline)"), its secret ids
+    are the resources the engine says the code archive was computed from."""
+
+    def inline(function):
+        function["inputs"]["code"]["archive"]["team_reconciler/desired.json"] = {"StringAsset": "(inline)"}
+
+    def depends(function):
+        inline(function)
+        function["propertyDependencies"]["code"].append("llmops-dev-gateway-master-key")
+
+    assert [
+        f for f in broken(docs["dev"], (RECONCILER, inline)) if f.contract == "permissions-lambda-code"
+    ] == []
+
+    findings = broken(docs["dev"], (RECONCILER, depends))
+    assert_flags(findings, "permissions-lambda-code", RECONCILER, "PutSecretValue", "master-key")
+
+
+def test_reconciler_told_to_read_another_desired_state(docs):
+    """An environment override of the desired state's path makes its secret ids unknown: the call
+    needs the action on some resource only."""
+
+    def override(function):
+        function["inputs"]["environment"]["variables"]["DESIRED_STATE_PATH"] = "/tmp/desired.json"
+
+    assert [
+        f for f in broken(docs["dev"], (RECONCILER, override)) if f.contract == "permissions-lambda-code"
+    ] == []
+
+
 # -- the command ------------------------------------------------------------------------------
 
 

@@ -18,6 +18,15 @@ K8S_NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:")
 # Namespaces every EKS cluster has before the program runs.
 BUILTIN_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
+# Tenant namespaces: a product team's namespace (components/team.py, docs/teams.md) carries this
+# label with the team's name. The plan declares no pods there (teams deploy their own later); their
+# pods run as the namespace's `workload` service account, which has the team's Pod Identity role.
+TENANT_LABEL = "llmops.io/team"
+TENANT_SERVICE_ACCOUNT = "workload"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
+# The label Qdrant's NetworkPolicy admits clients by, in any namespace (components/vector_db.py
+# CLIENT_LABEL, docs/serving.md): a team pod that uses the team's collections carries it.
+QDRANT_CLIENT_LABELS = {"llmops.io/qdrant-client": "true"}
 
 
 @dataclass
@@ -32,10 +41,12 @@ class Workload:
     annotations: dict[str, str] = field(default_factory=dict)
     pod: dict[str, Any] = field(default_factory=dict)  # the pod spec (may be partial for charts)
     produces: tuple[upstream.MetricFamily, ...] = ()  # metric families its containers serve
+    modelled: str = ""  # why the plan's pods are assumed here though nothing declares them (tenants)
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
+        prefix = "modelled " if self.modelled else ""
+        return f"{prefix}{self.kind} {self.namespace}/{self.name}"
 
     @property
     def containers(self) -> list[dict[str, Any]]:
@@ -285,7 +296,59 @@ class PlanView:
                         w.kind, w.namespace, w.name, source["name"], dict(w.labels), {}, w.pod, w.produces
                     )
                 )
+        return found + self.tenant_workloads
+
+    @cached_property
+    def tenant_namespaces(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Tenant namespace -> (team name, the Namespace resource)."""
+        found = {}
+        for obj in self.objects("Namespace"):
+            team = ((obj["inputs"].get("metadata") or {}).get("labels") or {}).get(TENANT_LABEL)
+            if team:
+                found[name_of(obj)] = (str(team), obj)
         return found
+
+    @cached_property
+    def tenant_workloads(self) -> list[Workload]:
+        """The pods a team may run in its namespace, which the plan cannot declare: one with no
+        particular labels and one labelled as a Qdrant client (QDRANT_CLIENT_LABELS, the one label the
+        platform gives meaning to in a team's namespace), both running as the namespace's `workload`
+        service account. Modelled, so the team's NetworkPolicies and the paths the platform promises
+        teams can be checked before any team deploys. Labels are not derived from the policies that
+        select them, so a selector no team pod is told to carry still selects nothing."""
+        found = []
+        for ns, (team, obj) in sorted(self.tenant_namespaces.items()):
+            why = (
+                f"tenant namespace of team {team} (label {TENANT_LABEL}): the team deploys its pods later, "
+                f"as service account {TENANT_SERVICE_ACCOUNT}"
+            )
+            for name, labels in (("tenant", {}), ("tenant-qdrant-client", QDRANT_CLIENT_LABELS)):
+                pod = {"serviceAccountName": TENANT_SERVICE_ACCOUNT}
+                found.append(Workload("Pod", ns, name, obj["name"], dict(labels), pod=pod, modelled=why))
+        return found
+
+    def tenant_pods(self, namespace: str) -> list[Workload]:
+        return [w for w in self.tenant_workloads if w.namespace == namespace]
+
+    def tenant_secrets(self, namespace_resource: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Secrets Manager secrets of a team: those its component (the parent of its Namespace)
+        declares, i.e. its gateway key and its Qdrant token (components/team.py)."""
+        return self.children_of(namespace_resource, "aws:secretsmanager/secret:Secret")
+
+    def children_of(self, resource: dict[str, Any], *types: str) -> list[dict[str, Any]]:
+        """Resources the same component declares as `resource` (its siblings), of the given types."""
+        parent = resource.get("parent")
+        return [r for r in self.resources if parent and r.get("parent") == parent and r["type"] in types]
+
+    @cached_property
+    def namespace_labels(self) -> dict[str, dict[str, str]]:
+        """Namespace -> labels, with the kubernetes.io/metadata.name label Kubernetes sets on each."""
+        labels = {ns: {NAMESPACE_NAME_LABEL: ns} for ns in self.namespaces}
+        for obj in self.objects("Namespace"):
+            ns = name_of(obj)
+            labels[ns] = {**((obj["inputs"].get("metadata") or {}).get("labels") or {}), **labels.get(ns, {})}
+            labels[ns][NAMESPACE_NAME_LABEL] = ns
+        return labels
 
     def workloads_in(self, namespace: str) -> list[Workload]:
         return [w for w in self.workloads if w.namespace == namespace]

@@ -12,7 +12,10 @@ The model follows the AWS and EKS documentation:
   DISABLE_TCP_EARLY_DEMUX (aws/amazon-vpc-cni-k8s v1.20.4 README, POD_SECURITY_GROUP_ENFORCING_MODE;
   security-groups-for-pods.html);
 - NetworkPolicies are enforced only with the vpc-cni add-on's `enableNetworkPolicy` "true"
-  (cni-network-policy.html);
+  (cni-network-policy.html); a path between pods needs the client's egress policies and the
+  server's ingress policies to allow it (Kubernetes' NetworkPolicy semantics: a pod selected by any
+  policy of a direction is isolated in that direction, and allowed what the union of their rules
+  allows);
 - an internal NLB made by the cloud controller opens the nodes' security group to the Service's
   loadBalancerSourceRanges (0.0.0.0/0 when unset) on its node ports (kubernetes/cloud-provider-aws
   pkg/providers/v1/aws.go, updateInstanceSecurityGroupsForNLB).
@@ -31,7 +34,15 @@ from urllib.parse import urlsplit
 from llmops.verify import scrape
 from llmops.verify.contracts import Finding, contract
 from llmops.verify.lambda_source import ENDPOINT_SERVICE, GATEWAY_ENDPOINT_SERVICES, scan, source_folder
-from llmops.verify.model import PlanView, Workload, as_list, name_of, namespace_of, selects
+from llmops.verify.model import (
+    QDRANT_CLIENT_LABELS,
+    PlanView,
+    Workload,
+    as_list,
+    name_of,
+    namespace_of,
+    selects,
+)
 from llmops.verify.selectors import peer_pods
 
 ANYWHERE = "0.0.0.0/0"
@@ -87,12 +98,21 @@ def _rules(plan: PlanView) -> dict[str, dict[str, list[dict[str, Any]]]]:
     return groups
 
 
-def _port_in(rule: dict[str, Any], port: int) -> bool:
+PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17"}
+
+
+def _port_in(rule: dict[str, Any], port: int | None, protocol: str = "tcp") -> bool:
+    """Whether a security group rule covers the port (None: some port) of the protocol."""
     if str(rule.get("protocol")) in ("-1", "all"):
         return True
-    if str(rule.get("protocol")).lower() not in ("tcp", "6"):
+    protocol = protocol.lower()
+    if str(rule.get("protocol")).lower() not in (protocol, PROTOCOL_NUMBERS.get(protocol)):
         return False
-    return int(rule.get("fromPort") or 0) <= port <= int(rule.get("toPort") or 0)
+    return port is None or int(rule.get("fromPort") or 0) <= port <= int(rule.get("toPort") or 0)
+
+
+def port_text(port: int | None, protocol: str = "TCP") -> str:
+    return f"{port}/{protocol.lower()}" if port is not None else f"any {protocol.upper()} port"
 
 
 def _covers(cidrs: list[str], ranges: list[str]) -> bool:
@@ -104,12 +124,18 @@ def _covers(cidrs: list[str], ranges: list[str]) -> bool:
 
 
 def sg_allows(
-    groups, own: set[str], other_groups: set[str], other_ranges: list[str], port: int, direction: str
+    groups,
+    own: set[str],
+    other_groups: set[str],
+    other_ranges: list[str],
+    port: int | None,
+    direction: str,
+    protocol: str = "tcp",
 ) -> bool:
     """Whether any of `own` groups has a `direction` rule admitting the other end on the port."""
     for sg in own:
         for rule in (groups.get(sg) or {}).get(direction, []):
-            if not _port_in(rule, port):
+            if not _port_in(rule, port, protocol):
                 continue
             if rule.get("self") and sg in other_groups:
                 return True
@@ -182,38 +208,100 @@ class Network:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def sg_block(self, client: Endpoint, server: Endpoint, port: int) -> str | None:
-        if not sg_allows(self.groups, client.groups, server.groups, server.ranges, port, "egress"):
+    def sg_block(
+        self, client: Endpoint, server: Endpoint, port: int | None, protocol: str = "tcp"
+    ) -> str | None:
+        what = port_text(port, protocol)
+        if not sg_allows(self.groups, client.groups, server.groups, server.ranges, port, "egress", protocol):
             groups = sorted(client.groups)
-            return f"no egress rule of {client.label}'s security groups {groups} allows {port}/tcp to it"
-        if not sg_allows(self.groups, server.groups, client.groups, client.ranges, port, "ingress"):
+            return f"no egress rule of {client.label}'s security groups {groups} allows {what} to it"
+        if not sg_allows(self.groups, server.groups, client.groups, client.ranges, port, "ingress", protocol):
             groups = sorted(server.groups)
-            return f"no ingress rule of its security groups {groups} admits {client.label} on {port}/tcp"
+            return f"no ingress rule of its security groups {groups} admits {client.label} on {what}"
         return None
 
-    def policy_block(self, client: Endpoint, server_pod: Workload, port: int) -> str | None:
+    def policy_block(
+        self, client: Endpoint, server_pod: Workload, port: int | None, protocol: str = "TCP"
+    ) -> str | None:
         """Why NetworkPolicies stop the client reaching the pod's port (ingress at the server)."""
         if not self.policies_enforced:
             return None
-        selecting = [
-            p
-            for p in self.plan.objects("NetworkPolicy", server_pod.namespace)
-            if selects((p["inputs"].get("spec") or {}).get("podSelector") or {}, server_pod.labels)
-            and "Ingress" in ((p["inputs"].get("spec") or {}).get("policyTypes") or ["Ingress"])
-        ]
+        selecting = self._selecting(server_pod, "Ingress")
         if not selecting:
             return None
         for p in selecting:
             for rule in (p["inputs"].get("spec") or {}).get("ingress") or []:
-                if not _policy_port(rule.get("ports"), server_pod, port):
+                if not _policy_port(rule.get("ports"), server_pod, port, protocol):
                     continue
                 peers = rule.get("from")
                 if not peers or any(self._peer_matches(peer, client, server_pod.namespace) for peer in peers):
                     return None
         names = ", ".join(name_of(p) for p in selecting)
+        on = port if port is not None and protocol.upper() == "TCP" else port_text(port, protocol)
         return (
             f"the NetworkPolicies selecting {server_pod.label} ({names}) admit no traffic from "
-            f"{client.label} on {port}"
+            f"{client.label} on {on}"
+        )
+
+    def _selecting(self, pod: Workload, direction: str) -> list[dict[str, Any]]:
+        """The NetworkPolicies of the pod's namespace that select it for Ingress or Egress (policyTypes
+        unset: Ingress, and Egress when the policy has egress rules)."""
+        found = []
+        for p in self.plan.objects("NetworkPolicy", pod.namespace):
+            spec = p["inputs"].get("spec") or {}
+            types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+            if direction in types and selects(spec.get("podSelector") or {}, pod.labels):
+                found.append(p)
+        return found
+
+    def egress_block(
+        self, client: Endpoint, server: Endpoint, port: int | None, protocol: str = "TCP"
+    ) -> str | None:
+        """Why the NetworkPolicies of the client's namespace stop its pod sending to the server's
+        port (egress at the client); None for clients that are not pods."""
+        if not self.policies_enforced or client.pod is None:
+            return None
+        selecting = self._selecting(client.pod, "Egress")
+        if not selecting:
+            return None
+        for p in selecting:
+            for rule in (p["inputs"].get("spec") or {}).get("egress") or []:
+                if not _policy_port(rule.get("ports"), server.pod, port, protocol):
+                    continue
+                peers = rule.get("to")
+                if not peers or any(
+                    self._egress_peer_matches(peer, server, client.pod.namespace) for peer in peers
+                ):
+                    return None
+        names = ", ".join(name_of(p) for p in selecting)
+        return (
+            f"the NetworkPolicies selecting {client.pod.label} ({names}) allow it no egress to "
+            f"{server.label} on {port_text(port, protocol)}"
+        )
+
+    def _egress_peer_matches(self, peer: dict[str, Any], server: Endpoint, namespace: str) -> bool:
+        if "ipBlock" in peer:
+            block = peer["ipBlock"]
+            return _covers([block.get("cidr", "")], server.ranges) and not any(
+                _covers([e], server.ranges) for e in block.get("except") or []
+            )
+        if server.pod is None:
+            return False
+        pods = peer_pods(self.plan, peer, namespace) or []
+        return any(
+            p is server.pod or (p.resource, p.name) == (server.pod.resource, server.pod.name) for p in pods
+        )
+
+    def pod_path_block(
+        self, client_pod: Workload, server_pod: Workload, port: int | None, protocol: str = "TCP"
+    ) -> str | None:
+        """Why a pod cannot reach another pod's port: egress NetworkPolicies at the client, ingress
+        ones at the server (both only when enforced), then both ends' security groups."""
+        client, server = self.pod(client_pod), self.pod(server_pod)
+        return (
+            self.egress_block(client, server, port, protocol)
+            or self.policy_block(client, server_pod, port, protocol)
+            or self.sg_block(client, server, port, protocol)
         )
 
     def _peer_matches(self, peer: dict[str, Any], client: Endpoint, namespace: str) -> bool:
@@ -284,10 +372,27 @@ class Network:
         return bool(subnets) and all(any(wanted(r) for r in tables.get(s, [])) for s in subnets)
 
 
-def _policy_port(ports: list[dict[str, Any]] | None, pod: Workload, port: int) -> bool:
+def _policy_port(
+    ports: list[dict[str, Any]] | None, pod: Workload | None, port: int | None, protocol: str = "TCP"
+) -> bool:
+    """Whether a NetworkPolicy rule's ports cover the port (None: some port) of the protocol; named
+    ports are the destination pod's."""
     if not ports:
         return True
-    return any(p.get("port") is None or pod.port_number(p["port"]) == port for p in ports)
+    for p in ports:
+        if str(p.get("protocol") or "TCP").upper() != protocol.upper():
+            continue
+        if port is None or p.get("port") is None:
+            return True
+        if pod is not None:
+            number = pod.port_number(p["port"])
+        else:
+            number = int(p["port"]) if str(p["port"]).isdigit() else None
+        if number == port or (
+            number is not None and p.get("endPort") and number <= port <= int(p["endPort"])
+        ):
+            return True
+    return False
 
 
 # -- the edges the platform wires ----------------------------------------------------------------
@@ -728,3 +833,280 @@ def autoscaler_paths(plan: PlanView) -> Iterator[Finding]:
                 yield from _to_service(
                     plan, net, client, address, "the in-cluster Prometheus", "network-autoscaler-metrics"
                 )
+
+
+# -- product teams (tenant namespaces) -----------------------------------------------------------
+
+PATHS, ISOLATION = "network-team-paths", "network-team-isolation"
+
+
+def qdrant_pods(plan: PlanView) -> list[Workload]:
+    return [
+        w for w in plan.workloads if any(str(c.get("image", "")).startswith("qdrant/") for c in w.containers)
+    ]
+
+
+def model_pods(plan: PlanView) -> list[Workload]:
+    return [
+        w for w in plan.workloads if any(str(c.get("image", "")).startswith("vllm/") for c in w.containers)
+    ]
+
+
+def cluster_dns(plan: PlanView) -> list[Workload]:
+    """The pods behind Service kube-system/kube-dns, the cluster DNS every pod's resolv.conf names."""
+    for ns, name, selector, _ in scrape.services(plan):
+        if (ns, name) == ("kube-system", "kube-dns"):
+            return plan.pods_of(selector, ns)
+    return []
+
+
+def owns_collections(plan: PlanView, namespace_resource: dict[str, Any]) -> bool:
+    """Whether the plan gives the team a Qdrant token (components/team.py declares one, a secret named
+    .../qdrant-token-, only for a team with vectorCollections)."""
+    return any(
+        "qdrant" in str(s["inputs"].get("name") or s["inputs"].get("namePrefix") or s["name"])
+        for s in plan.tenant_secrets(namespace_resource)
+    )
+
+
+def _modelled(pod: Workload) -> str:
+    labels = f"labels {pod.labels}" if pod.labels else "no particular labels"
+    return f"{pod.label} (a pod the team may run, with {labels}, as service account {pod.service_account})"
+
+
+def _unreachable(team_ns: dict[str, Any], client: Workload, server: str, what: str, why: str, fix: str):
+    return Finding(PATHS, team_ns["name"], server, f"{_modelled(client)} must reach {what}, but {why}.", fix)
+
+
+@contract(
+    PATHS,
+    "network",
+    "Checks whether every team's pods (modelled in its tenant namespace) reach the gateway's pods, the "
+    "cluster DNS (UDP and TCP), the Pod Identity agent and Secrets Manager for their credentials and "
+    "secrets, and Qdrant from a pod labelled llmops.io/qdrant-client=true when the team owns collections, "
+    "through both ends' NetworkPolicies and security groups.",
+)
+def team_paths(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    for ns, (_, obj) in sorted(plan.tenant_namespaces.items()):
+        pods = plan.tenant_pods(ns)
+        plain = next((w for w in pods if not w.labels), None)
+        if plain is None:
+            continue
+        yield from _team_gateway(plan, net, obj, plain)
+        yield from _team_dns(plan, net, obj, plain)
+        yield from _team_credentials(plan, net, obj, plain)
+        client = next((w for w in pods if w.labels == QDRANT_CLIENT_LABELS), None)
+        if client is not None and owns_collections(plan, obj):
+            yield from _team_qdrant(plan, net, obj, client)
+
+
+def _team_gateway(plan: PlanView, net: Network, obj: dict[str, Any], pod: Workload) -> Iterator[Finding]:
+    gateways = gateway_pods(plan)
+    if not gateways:
+        yield _unreachable(
+            obj, pod, "gateway", "the gateway", "the plan has no gateway pods", "Deploy the gateway."
+        )
+    for gw in gateways:
+        for port in sorted({number for _, number in gw.ports()}):
+            block = net.pod_path_block(pod, gw, port)
+            if block:
+                yield _unreachable(
+                    obj,
+                    pod,
+                    gw.resource,
+                    f"the gateway's pods ({gw.label}) on {port}",
+                    block,
+                    "Allow egress to the gateway's pods in the team's NetworkPolicies (allow-gateway), and "
+                    "admit the team in the gateway's.",
+                )
+
+
+def _team_dns(plan: PlanView, net: Network, obj: dict[str, Any], pod: Workload) -> Iterator[Finding]:
+    servers = cluster_dns(plan)
+    if not servers:
+        yield _unreachable(
+            obj,
+            pod,
+            "coredns",
+            "the cluster DNS (Service kube-system/kube-dns)",
+            "no pod of the plan serves it",
+            "Install the coredns add-on.",
+        )
+    for server in servers:
+        for protocol in ("UDP", "TCP"):
+            block = net.pod_path_block(pod, server, 53, protocol)
+            if block:
+                yield _unreachable(
+                    obj,
+                    pod,
+                    server.resource,
+                    f"the cluster DNS ({server.label}) on 53/{protocol.lower()}",
+                    block,
+                    "Allow egress to kube-system's k8s-app=kube-dns pods on 53/UDP and 53/TCP (allow-dns).",
+                )
+
+
+def _team_qdrant(plan: PlanView, net: Network, obj: dict[str, Any], pod: Workload) -> Iterator[Finding]:
+    servers = qdrant_pods(plan)
+    if not servers:
+        yield _unreachable(obj, pod, "qdrant", "Qdrant", "the plan has no Qdrant pods", "Deploy Qdrant.")
+    for server in servers:
+        port = server.port_number("http") or 6333
+        block = net.pod_path_block(pod, server, port)
+        if block:
+            yield _unreachable(
+                obj,
+                pod,
+                server.resource,
+                f"Qdrant ({server.label}) on {port}, where the team's collections are",
+                block,
+                "Allow egress to Qdrant's pods for pods labelled llmops.io/qdrant-client=true "
+                "(allow-qdrant), and admit them in Qdrant's NetworkPolicy.",
+            )
+
+
+def _team_credentials(plan: PlanView, net: Network, obj: dict[str, Any], pod: Workload) -> Iterator[Finding]:
+    """Credentials from the Pod Identity agent (link-local, on the pod's node), secrets from Secrets
+    Manager (its interface endpoint, or the NAT) on 443."""
+    client = net.pod(pod)
+    associated = any(
+        (a["inputs"].get("namespace"), a["inputs"].get("serviceAccount"))
+        == (pod.namespace, pod.service_account)
+        for a in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    )
+    if associated:
+        agent = Endpoint(
+            "the EKS Pod Identity agent", "eks-pod-identity-agent", set(), [f"{POD_IDENTITY_AGENT}/32"]
+        )
+        if plan.addon("eks-pod-identity-agent") is None:
+            yield _unreachable(
+                obj, pod, agent.resource, agent.label, "the add-on is not installed", "Install the add-on."
+            )
+        block = net.egress_block(client, agent, 80)
+        if block:
+            yield _unreachable(
+                obj,
+                pod,
+                agent.resource,
+                f"{agent.label} ({POD_IDENTITY_AGENT}:80) for its role's credentials",
+                block,
+                f"Allow egress to {POD_IDENTITY_AGENT}/32 on 80/TCP (allow-aws).",
+            )
+    if not plan.tenant_secrets(obj):
+        return
+    endpoint = next(
+        (
+            v
+            for v in plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+            if str(v["inputs"].get("serviceName", "")).endswith(".secretsmanager")
+            and v["inputs"].get("vpcEndpointType") == "Interface"
+            and v["inputs"].get("privateDnsEnabled")
+        ),
+        None,
+    )
+    server = (
+        Endpoint(
+            "the secretsmanager endpoint",
+            endpoint["name"],
+            set(endpoint["inputs"].get("securityGroupIds") or []),
+            net._ranges(endpoint["inputs"].get("subnetIds") or []),
+        )
+        if endpoint
+        else Endpoint("Secrets Manager (through the NAT)", "secretsmanager", set(), [ANYWHERE])
+    )
+    block = net.egress_block(client, server, HTTPS) or net.api_block(client, "secretsmanager")
+    if block:
+        yield _unreachable(
+            obj,
+            pod,
+            server.resource,
+            f"{server.label} on 443 for the team's secrets",
+            block,
+            "Allow HTTPS egress to the VPC (its interface endpoints) in allow-aws, with a secretsmanager "
+            "interface endpoint.",
+        )
+
+
+def _reachable(
+    net: Network, team_ns: dict[str, Any], client: str, server: str, peer: str, what: str, fix: str
+):
+    enforced = (
+        "" if net.policies_enforced else " (NetworkPolicies are not enforced: vpc-cni enableNetworkPolicy)"
+    )
+    return Finding(
+        ISOLATION,
+        team_ns["name"],
+        peer,
+        f"{client} must not reach {server}, but nothing stops it on {what}{enforced}.",
+        fix,
+    )
+
+
+@contract(
+    ISOLATION,
+    "network",
+    "Checks whether every team's pods (modelled in its tenant namespace) are kept from the model servers, "
+    "from other teams' pods and, without collections of their own, from Qdrant, and pods of other "
+    "namespaces from them, by both ends' NetworkPolicies (enforced) or security groups.",
+)
+def team_isolation(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    tenants = plan.tenant_namespaces
+    for ns, (_, obj) in sorted(tenants.items()):
+        pods = plan.tenant_pods(ns)
+        for pod in pods:
+            for server in model_pods(plan):
+                for port in sorted({number for _, number in server.ports()}):
+                    if net.pod_path_block(pod, server, port) is None:
+                        yield _reachable(
+                            net,
+                            obj,
+                            _modelled(pod),
+                            f"the model server {server.label}",
+                            server.resource,
+                            port_text(port),
+                            "Limit the team's egress to the gateway, DNS and AWS (allow-gateway, allow-dns, "
+                            "allow-aws), and admit only the gateway in the models' NetworkPolicies.",
+                        )
+            for other_ns, (other_team, other_obj) in sorted(tenants.items()):
+                for other in plan.tenant_pods(other_ns) if other_ns != ns else []:
+                    if net.pod_path_block(pod, other, None) is None:
+                        yield _reachable(
+                            net,
+                            obj,
+                            _modelled(pod),
+                            f"pods of team {other_team} ({other.label})",
+                            other_obj["name"],
+                            port_text(None),
+                            "Keep default-deny and allow-team (the team's own namespace) in every team's "
+                            "namespace.",
+                        )
+            if pod.labels == QDRANT_CLIENT_LABELS and not owns_collections(plan, obj):
+                for server in qdrant_pods(plan):
+                    port = server.port_number("http") or 6333
+                    if net.pod_path_block(pod, server, port) is None:
+                        yield _reachable(
+                            net,
+                            obj,
+                            _modelled(pod),
+                            f"Qdrant ({server.label}), as the team owns no collections",
+                            server.resource,
+                            port_text(port),
+                            "Declare allow-qdrant only for teams with vectorCollections.",
+                        )
+        for client in plan.workloads:
+            if client.namespace in tenants:
+                continue  # the team's own pods, and other teams' (checked as their egress above)
+            for pod in pods:
+                if net.pod_path_block(client, pod, None) is None:
+                    yield _reachable(
+                        net,
+                        obj,
+                        f"{client.label} (namespace {client.namespace})",
+                        _modelled(pod),
+                        client.resource,
+                        port_text(None),
+                        "Keep default-deny and allow-team (ingress from the team's own pods only) in the "
+                        "team's namespace.",
+                    )

@@ -122,6 +122,8 @@ def identity_order(plan: PlanView) -> Iterator[Finding]:
     }
     policies = plan.objects("SecurityGroupPolicy")
     for w in plan.workloads:
+        if w.modelled:
+            continue  # tenant pods come later, from the team's own deployments
         assoc = associations.get((w.namespace, w.service_account))
         if assoc:
             yield from _after(

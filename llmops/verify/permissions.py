@@ -4,13 +4,14 @@ statements, and every pod that calls AWS has a Pod Identity role that allows wha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from llmops.verify import iam
 from llmops.verify.contracts import Finding, contract
-from llmops.verify.lambda_source import Call, scan, source_folder
-from llmops.verify.model import PlanView, Workload, as_list, statements
+from llmops.verify.lambda_source import Call, Document, scan, source_folder
+from llmops.verify.model import TENANT_SERVICE_ACCOUNT, PlanView, Workload, as_list, statements
 
 # The keyword naming the resource of an API call, per service.
 RESOURCE_KEYWORDS = {
@@ -66,6 +67,11 @@ def _kms_for(call: Call) -> list[str]:
         return ["kms:Decrypt"]
     if call.service == "secretsmanager" and op == "GetSecretValue":
         return ["kms:Decrypt"]
+    # Changing a secret's value makes Secrets Manager ask KMS for a new data key on the caller's behalf
+    # (docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html, "Permissions for
+    # the KMS key": kms:GenerateDataKey and kms:Decrypt).
+    if call.service == "secretsmanager" and op == "PutSecretValue":
+        return ["kms:GenerateDataKey", "kms:Decrypt"]
     if call.service == "s3" and op in ("GetObject", "GetObjectVersion"):
         return ["kms:Decrypt"]
     if call.service == "s3" and op == "PutObject":
@@ -90,12 +96,85 @@ def event_buckets(plan: PlanView, function: dict[str, Any]) -> list[tuple[dict[s
     return found
 
 
-def _target(plan: PlanView, function: dict[str, Any], call: Call) -> tuple[str | None, dict[str, Any] | None]:
+def _targets(plan: PlanView, function: dict[str, Any], call: Call) -> list[tuple[str | None, dict | None]]:
+    """Every (ARN, resource) the call may act on: from each environment variable and each document
+    value its resource keyword comes from; else as `_target` guesses."""
+    keyword = RESOURCE_KEYWORDS.get(call.service)
+    if not keyword:
+        return [_target(plan, function, call)]
+    found = [_target(plan, function, call, o[4:]) for o in call.origins(keyword) if o.startswith("env:")]
+    for document in call.documents(keyword):
+        found += document_targets(plan, function, call, document)
+    unique = {(arn, (resource or {}).get("name")): (arn, resource) for arn, resource in found}
+    return list(unique.values()) if unique else [_target(plan, function, call)]
+
+
+def archive_entry(function: dict[str, Any], file: str) -> tuple[str, Any] | None:
+    """(key, recorded asset) of a file in the function's code archive, beside its handler.py."""
+    archive = ((function.get("inputs") or {}).get("code") or {}).get("archive") or {}
+    handler = next((k for k in archive if k.endswith("handler.py")), "")
+    folder = handler.rpartition("/")[0]
+    key = f"{folder}/{file}" if folder else file
+    return (key, archive[key]) if key in archive else None
+
+
+def _recorded_text(asset: Any) -> str | None:
+    """The text of an inline asset if the plan records it ({"StringAsset": {"text": ...}} or
+    {"text": ...}); llmops/offline.py records "(inline)" only, so today this is None."""
+    if not isinstance(asset, dict):
+        return None
+    inner = asset.get("StringAsset", asset)
+    text = inner.get("text") if isinstance(inner, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _select(value: Any, path: tuple[str, ...]) -> list[Any]:
+    if not path:
+        return [value]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else []
+        return [v for item in items for v in _select(item, rest)]
+    return _select(value[head], rest) if isinstance(value, dict) and head in value else []
+
+
+def document_targets(
+    plan: PlanView, function: dict[str, Any], call: Call, document: Document
+) -> list[tuple[str | None, dict | None]]:
+    """What a value read from a document in the function's code archive refers to. The document's
+    own values when the plan records its text; otherwise the resources of the call's type that the
+    archive's contents were computed from (the engine records them as the `code` property's
+    dependencies: the team reconciler's desired.json depends on the teams' key secrets, whose ARNs
+    are the secret_ids in it). When the function's environment points the code at another file
+    (an override variable is set), or the archive holds no such file, the resource is unknown."""
+    types = RESOURCE_TYPES.get(call.service)
+    entry = archive_entry(function, document.file)
+    if entry is None or any(v in _env(function) for v in document.overrides):
+        return [(None, None)]
+    text = _recorded_text(entry[1])
+    if text is not None:
+        try:
+            values = _select(json.loads(text), document.path)
+        except ValueError:
+            return [(None, None)]
+        found = []
+        for value in values:
+            resource = plan.resolve(value, types) if types and isinstance(value, str) else None
+            found.append((plan.arn(resource) if resource else str(value), resource))
+        return found or [(None, None)]
+    names = ((function.get("propertyDependencies") or {}).get("code")) or []
+    resources = [plan.by_name[n] for n in names if n in plan.by_name and plan.by_name[n]["type"] == types]
+    return [(plan.arn(r), r) for r in resources] or [(None, None)]
+
+
+def _target(
+    plan: PlanView, function: dict[str, Any], call: Call, name: str | None = None
+) -> tuple[str | None, dict[str, Any] | None]:
     """(ARN the call acts on, its resource) from the keyword's env var, else the one resource of the
     service's type the function's environment names; (None, None) when the code does not say."""
     env = _env(function)
     keyword = RESOURCE_KEYWORDS.get(call.service)
-    name = call.env(keyword) if keyword else None
+    name = name or (call.env(keyword) if keyword else None)
     candidates = [env[name]] if name and name in env else list(env.values())
     types = RESOURCE_TYPES.get(call.service)
     resolved = [r for r in (plan.resolve(v, types) for v in candidates if types) if r is not None]
@@ -109,6 +188,14 @@ def _target(plan: PlanView, function: dict[str, Any], call: Call) -> tuple[str |
     if name and name in env and str(env[name]).startswith("arn:"):
         return env[name], None
     return None, None
+
+
+def _why(call: Call) -> str:
+    """Where the call is, and where its resource comes from when that is a document in the archive."""
+    keyword = RESOURCE_KEYWORDS.get(call.service)
+    documents = call.documents(keyword) if keyword else []
+    via = f"; {keyword} from {', '.join(map(str, documents))} in its code archive" if documents else ""
+    return f"{call.file}:{call.line}{via}"
 
 
 def _role_findings(
@@ -166,12 +253,12 @@ def lambda_code(plan: PlanView) -> Iterator[Finding]:
         needs: list[tuple[str, str | None, str]] = []
         keys: list[tuple[str, list[str], str]] = []
         for call in scan(folder).calls:
-            arn, target = _target(plan, function, call)
-            needs.append((call.action, arn, f"{call.file}:{call.line}"))
-            key = _kms_key_of(plan, target)
-            for action in _kms_for(call) if key else []:
-                needs.append((action, key, f"{call.action} on a resource encrypted with it"))
-                keys.append((key, [action], f"{call.action} by {function['name']}"))
+            for arn, target in _targets(plan, function, call):
+                needs.append((call.action, arn, _why(call)))
+                key = _kms_key_of(plan, target)
+                for action in _kms_for(call) if key else []:
+                    needs.append((action, key, f"{call.action} on a resource encrypted with it"))
+                    keys.append((key, [action], f"{call.action} by {function['name']}"))
         for mapping in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping"):
             if mapping["inputs"].get("functionName") in (plan.arn(function), function["inputs"].get("name")):
                 queue_arn = mapping["inputs"].get("eventSourceArn")
@@ -440,3 +527,113 @@ def pod_permissions(plan: PlanView) -> Iterator[Finding]:
             )
             continue
         yield from _role_findings(plan, "permissions-pods", owner, role, sorted(set(needs), key=str))
+
+
+# -- product teams --------------------------------------------------------------------------------
+
+TEAM_WORKLOAD = "permissions-team-workload"
+PROMPT_STORE = "llmops:prompts:PromptStore"
+
+
+def prompt_store_bucket(plan: PlanView) -> dict[str, Any] | None:
+    """The bucket of the plan's prompt store component (components/prompt_store.py)."""
+    stores = {r["name"] for r in plan.of_type(PROMPT_STORE)}
+    return next((b for b in plan.of_type("aws:s3/bucket:Bucket") if b.get("parent") in stores), None)
+
+
+def prompt_objects(bucket: dict[str, Any], plan: PlanView, team: str) -> list[str]:
+    """ARNs of objects of a prompt the team owns (`<team>--<prompt>`), where the registry keeps them
+    (llmops/prompts/layout.py: a version and an alias record)."""
+    from llmops.prompts import layout
+
+    name = f"{team}--example"
+    return [
+        f"{plan.arn(bucket)}/{k}" for k in (layout.version_key(name, 1), layout.alias_key(name, "production"))
+    ]
+
+
+def _team_finding(obj: dict[str, Any], peer: str, message: str, fix: str) -> Finding:
+    return Finding(TEAM_WORKLOAD, obj["name"], peer, message, fix)
+
+
+@contract(
+    TEAM_WORKLOAD,
+    "permissions",
+    "Checks whether every team's `workload` service account has a Pod Identity association whose role reads "
+    "the team's secrets (with kms:Decrypt of their key) and its prompts (s3:GetObject under the prompt "
+    "store's `<team>--` prefix), and no other secret of the plan and no other team's prompts.",
+)
+def team_workload_permissions(plan: PlanView) -> Iterator[Finding]:
+    bucket = prompt_store_bucket(plan)
+    tenants = plan.tenant_namespaces
+    secrets = plan.of_type("aws:secretsmanager/secret:Secret")
+    for ns, (team, obj) in sorted(tenants.items()):
+        who = f"pods of team {team} (service account {ns}/{TENANT_SERVICE_ACCOUNT})"
+        role = _association_role(plan, ns, TENANT_SERVICE_ACCOUNT)
+        if role is None:
+            yield _team_finding(
+                obj,
+                f"ServiceAccount {ns}/{TENANT_SERVICE_ACCOUNT}",
+                f"{who} must get the team's role through a Pod Identity association; the plan has none, so "
+                "they get no AWS credentials.",
+                "Associate the team's workload role with the service account.",
+            )
+            continue
+        statements = plan.role_statements(role)
+        needs: list[tuple[str, str | None, str]] = []
+        keys: list[tuple[str, str]] = []
+        own = plan.tenant_secrets(obj)
+        for secret in own:
+            needs.append(("secretsmanager:GetSecretValue", plan.arn(secret), f"its secret {secret['name']}"))
+            key = _kms_key_of(plan, secret)
+            if key:
+                needs.append(("kms:Decrypt", key, f"its secret {secret['name']} is encrypted with it"))
+                keys.append((key, f"reading {secret['name']}"))
+        if bucket is not None:
+            for arn in prompt_objects(bucket, plan, team):
+                needs.append(("s3:GetObject", arn, f"its prompts (names {team}--*)"))
+            key = _kms_key_of(plan, bucket)
+            if key:
+                needs.append(("kms:Decrypt", key, "its prompts are encrypted with it"))
+                keys.append((key, "reading prompts"))
+        for action, resource, why in needs:
+            if not iam.allows(statements, action, resource):
+                yield _team_finding(
+                    obj,
+                    role["name"],
+                    f"{who} must be allowed {action} on {resource} ({why}); their role {role['name']} does "
+                    "not allow it.",
+                    f"Grant {action} on {resource} to {role['name']}.",
+                )
+        for key, why in dict.fromkeys(keys):
+            yield from _key_findings(plan, TEAM_WORKLOAD, obj, key, ["kms:Decrypt"], why)
+        own_names = {s["name"] for s in own}
+        for secret in secrets:
+            if secret["name"] not in own_names and iam.allows(
+                statements, "secretsmanager:GetSecretValue", plan.arn(secret)
+            ):
+                owner = next(
+                    (f"team {t}'s" for t, o in tenants.values() if secret in plan.tenant_secrets(o)),
+                    "the platform's",
+                )
+                yield _team_finding(
+                    obj,
+                    secret["name"],
+                    f"{who} must not read {owner} secret {secret['name']}, but their role {role['name']} "
+                    "allows secretsmanager:GetSecretValue on it.",
+                    f"Limit {role['name']}'s GetSecretValue to the team's own secrets.",
+                )
+        for other_ns, (other, _) in sorted(tenants.items()):
+            if other_ns == ns or bucket is None:
+                continue
+            for arn in prompt_objects(bucket, plan, other):
+                if iam.allows(statements, "s3:GetObject", arn):
+                    yield _team_finding(
+                        obj,
+                        bucket["name"],
+                        f"{who} must not read team {other}'s prompts, but their role {role['name']} allows "
+                        f"s3:GetObject on {arn}.",
+                        f"Limit {role['name']}'s prompt access to {team}--* (prompt_store.grant_read(role, "
+                        "prefix)).",
+                    )
+                    break

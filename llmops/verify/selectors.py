@@ -65,12 +65,7 @@ def disruption_budgets(plan: PlanView) -> Iterator[Finding]:
 
 def _namespace_labels(plan: PlanView) -> dict[str, dict[str, str]]:
     """Namespace -> labels, with the kubernetes.io/metadata.name label Kubernetes sets on every one."""
-    labels = {ns: {"kubernetes.io/metadata.name": ns} for ns in plan.namespaces}
-    for obj in plan.objects("Namespace"):
-        ns = name_of(obj)
-        labels[ns] = {**((obj["inputs"].get("metadata") or {}).get("labels") or {}), **labels.get(ns, {})}
-        labels[ns]["kubernetes.io/metadata.name"] = ns
-    return labels
+    return plan.namespace_labels
 
 
 def peer_pods(plan: PlanView, peer: dict[str, Any], own_namespace: str) -> list[Workload] | None:
@@ -84,6 +79,14 @@ def peer_pods(plan: PlanView, peer: dict[str, Any], own_namespace: str) -> list[
         namespaces = [own_namespace]
     pod_selector = peer.get("podSelector", {})
     return [w for ns in namespaces for w in plan.workloads_in(ns) if selects(pod_selector, w.labels)]
+
+
+def _modelled_note(plan: PlanView, namespace: str) -> str:
+    """For a team's namespace, whose pods the plan only models: which pods those are."""
+    if namespace not in plan.tenant_namespaces:
+        return ""
+    shown = "; ".join(f"{w.name} {w.labels or '{}'}" for w in plan.tenant_pods(namespace))
+    return f" ({namespace} is a team's namespace; the pods it is checked against are modelled: {shown})"
 
 
 @contract(
@@ -103,7 +106,7 @@ def network_policies(plan: PlanView) -> Iterator[Finding]:
                 policy["name"],
                 _pods_text(selector),
                 f"NetworkPolicy {ns}/{name} must select pods: nothing in {ns} matches its podSelector "
-                f"{selector}.",
+                f"{selector}{_modelled_note(plan, ns)}.",
                 "Make spec.podSelector match the pods it protects.",
             )
         for direction, key in (("ingress", "from"), ("egress", "to")):
@@ -117,7 +120,7 @@ def network_policies(plan: PlanView) -> Iterator[Finding]:
                             f"peer {peer}",
                             f"NetworkPolicy {ns}/{name} admits {direction} {key} {peer}, which selects no "
                             "pod: "
-                            f"the path it is meant to open stays closed.",
+                            f"the path it is meant to open stays closed{_modelled_note(plan, ns)}.",
                             "Match the peer's namespaceSelector/podSelector to the client's namespace and "
                             "pod labels.",
                         )

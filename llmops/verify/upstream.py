@@ -382,4 +382,55 @@ def render_addon(name: str, config: dict[str, Any]) -> Render | None:
         )
     if name == "metrics-server":  # the EKS community add-on of the same chart
         return Render(apis={"metrics.k8s.io"})
+    if name == "coredns":
+        return _coredns(config)
     return None
+
+
+# The cluster DNS the coredns add-on runs: Deployment kube-system/coredns (service account coredns)
+# whose pods carry k8s-app=kube-dns and eks.amazonaws.com/component=coredns and serve DNS on 53/UDP
+# ("dns") and 53/TCP ("dns-tcp") and metrics on 9153, behind Service kube-system/kube-dns. Read from
+# EKS's default CoreDNS manifest as eksctl ships it (eksctl-io/eksctl pkg/addons/default/assets/
+# coredns-1.34.json at 03c9a0a1, image v1.13.2-eksbuild.19: Deployment and pod template labels,
+# container ports, service account, tolerations, Service kube-dns selecting k8s-app=kube-dns);
+# docs.aws.amazon.com/eks/latest/userguide/managing-coredns.html names the Deployment
+# kube-system/coredns. Not checked here, from memory: that the add-on's configuration schema
+# (`aws eks describe-addon-configuration --addon-name coredns`) sets replicas, resources,
+# tolerations, nodeSelector, affinity and the Corefile, never the labels or ports.
+COREDNS_LABELS = {"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"}
+COREDNS_PORTS = [
+    {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+    {"name": "metrics", "containerPort": 9153, "protocol": "TCP"},
+]
+
+
+def _coredns(config: dict[str, Any]) -> Render:
+    pod: dict[str, Any] = {
+        "serviceAccountName": "coredns",
+        "containers": [{"name": "coredns", "ports": [dict(p) for p in COREDNS_PORTS]}],
+        "tolerations": config.get("tolerations")
+        or [
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+        ],
+    }
+    for key in ("nodeSelector", "affinity"):
+        if config.get(key):
+            pod[key] = config[key]
+    return Render(
+        workloads=[RenderedWorkload("Deployment", "kube-system", "coredns", dict(COREDNS_LABELS), pod)],
+        services=[
+            RenderedService(
+                "kube-system",
+                "kube-dns",
+                {"k8s-app": "kube-dns"},
+                [
+                    {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
+                    {"name": "metrics", "port": 9153, "targetPort": 9153},
+                ],
+            )
+        ],
+        service_accounts={("kube-system", "coredns")},
+    )
