@@ -165,7 +165,15 @@ class Platform(pulumi.ComponentResource):
                 vpc_id=self.network.vpc_id,
                 vpc_cidr=self.network.vpc_cidr,
                 vpc_subnet_ids=self.network.private_subnet_ids,
-                teams=[TeamAlarm(t.name, t.gateway.monthly_budget_usd, t.contact) for t in teams or []],
+                teams=[
+                    TeamAlarm(
+                        t.name,
+                        t.gateway.monthly_budget_usd,
+                        t.contact,
+                        email=t.contact if t.contact_kind == "email" else None,
+                    )
+                    for t in teams or []
+                ],
             ),
             in_aws,
         )

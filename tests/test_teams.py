@@ -204,6 +204,35 @@ def test_alarms_at_80_and_100_percent_of_the_daily_share(plans, env):
     assert guard not in warn["alarmActions"]
 
 
+@pytest.fixture(scope="module")
+def dev_with_an_email_team(tmp_path_factory, plan_stack_file):
+    root = tmp_path_factory.mktemp("email-team")
+    (root / "teams").mkdir()
+    doc = {**in_env("dev"), "name": "risk-scoring", "contact": "risk-oncall@example.com"}
+    doc.pop("vectorCollections")
+    (root / "teams" / "risk-scoring.yaml").write_text(yaml.safe_dump({**doc, "environments": ["dev"]}))
+    return plan_stack_file(root, "dev", (PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text())
+
+
+def test_an_email_contact_gets_a_topic_of_its_own_that_its_alarms_publish_to(dev_with_an_email_team):
+    plan = dev_with_an_email_team
+    [subscription] = [
+        s for s in inputs_of(plan, "aws:sns/topicSubscription:TopicSubscription") if s["protocol"] == "email"
+    ]
+    assert subscription["endpoint"] == "risk-oncall@example.com"
+    alarms = {a["name"]: a for a in inputs_of(plan, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    for suffix in ("budget-80", "budget-100", "cost-anomaly"):
+        assert subscription["topic"] in alarms[f"llmops-dev-team-risk-scoring-{suffix}"]["alarmActions"], (
+            suffix
+        )
+    [policy] = [
+        json.loads(p["policy"])
+        for p in inputs_of(plan, "aws:sns/topicPolicy:TopicPolicy")
+        if p["arn"] == subscription["topic"]
+    ]
+    assert policy["Statement"][0]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+
+
 def test_the_notifier_knows_each_teams_contact(plans):
     [notifier] = [
         f
