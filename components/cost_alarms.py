@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from components import iam
 from components.context import AwsContext
-from components.lambda_function import VpcPlacement, python_function
+from components.lambda_function import VpcPlacement, on_schedule, python_function
 from llmops.cost import gpu_price_environment
 from llmops.settings.cost import CostAlarmSettings
 
@@ -377,19 +377,6 @@ class CostAlarms(pulumi.ComponentResource):
             reserved=1,
             timeout=60,
         )
-        rule = aws.cloudwatch.EventRule(
-            f"{self._name}-gpu-idle-schedule",
-            schedule_expression=f"rate({settings.idle_gpu_check_minutes} minutes)",
-            opts=self._child,
-        )
-        aws.lambda_.Permission(
-            f"{self._name}-gpu-idle-from-events",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="events.amazonaws.com",
-            source_arn=rule.arn,
-            opts=self._child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{self._name}-gpu-idle-target", rule=rule.name, arn=function.arn, opts=self._child
+        on_schedule(
+            self, f"{self._name}-gpu-idle", function, f"rate({settings.idle_gpu_check_minutes} minutes)"
         )

@@ -142,3 +142,19 @@ def python_function(
         vpc_config=vpc_config,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends),
     )
+
+
+def on_schedule(parent: pulumi.Resource, name: str, function: aws.lambda_.Function, expression: str) -> None:
+    """Run the function on an EventBridge schedule (`rate(15 minutes)`, `cron(...)`); resources
+    named `name-schedule`, `name-from-events`, `name-target`."""
+    child = pulumi.ResourceOptions(parent=parent)
+    rule = aws.cloudwatch.EventRule(f"{name}-schedule", schedule_expression=expression, opts=child)
+    aws.lambda_.Permission(
+        f"{name}-from-events",
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="events.amazonaws.com",
+        source_arn=rule.arn,
+        opts=child,
+    )
+    aws.cloudwatch.EventTarget(f"{name}-target", rule=rule.name, arn=function.arn, opts=child)

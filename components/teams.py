@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import iam
 from components.context import AwsContext
-from components.lambda_function import VpcPlacement, python_function
+from components.lambda_function import VpcPlacement, on_schedule, python_function
 from components.prompt_store import PromptStore
 from components.team import Team, TeamArgs
 from components.vector_db import VectorDb
@@ -144,18 +144,7 @@ class Teams(pulumi.ComponentResource):
             extra_files=desired_text.apply(lambda text: {DESIRED_FILE: text}),
         )
         self.reconciler_name = function.name
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-reconcile-schedule", schedule_expression=RECONCILE_SCHEDULE, opts=child
-        )
-        aws.lambda_.Permission(
-            f"{name}-reconcile-from-events",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="events.amazonaws.com",
-            source_arn=rule.arn,
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(f"{name}-reconcile-target", rule=rule.name, arn=function.arn, opts=child)
+        on_schedule(self, f"{name}-reconcile", function, RECONCILE_SCHEDULE)
         # Apply a changed desired state during `pulumi up` (the function's code holds it).
         aws.lambda_.Invocation(
             f"{name}-reconcile-now",

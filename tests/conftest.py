@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from stack_plans import SHIPPED_STACKS, stack_plan
 
 from llmops.plan import PlanResult, run
+
+# Importing litellm fetches its model price map from GitHub unless told to use its bundled copy:
+# tests send traffic to loopback only.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,13 @@ class SettingsError(LlmopsError):
         super().__init__(f"{source}: {len(problems)} problem(s) in {what}:\n{lines}", EXIT_USAGE)
 
 
-def _path(loc: tuple) -> str:
+def _path(loc: tuple, namespace: str = NAMESPACE) -> str:
+    """A validation error's location as the config key a user writes (`llmops:gpuPools[1].maxGpus`)."""
     if not loc:
-        return f"{NAMESPACE}:"
+        return f"{namespace}:"
     if loc[0] == "region":
         return REGION_KEY
-    out = f"{NAMESPACE}:{loc[0]}"
+    out = f"{namespace}:{loc[0]}"
     for part in loc[1:]:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out

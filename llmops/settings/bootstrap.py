@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from llmops.settings import NAMESPACE as PLATFORM_NAMESPACE
-from llmops.settings import REGION_KEY, SettingsError, _decode, _message
+from llmops.settings import REGION_KEY, SettingsError, _decode, _message, _path
 from llmops.settings.base import Settings, dns_label
-from llmops.settings.stack import REGION, DataClassification
+from llmops.settings.stack import REGION, DataClassification, region_allowed, region_names
 
 PROJECT = "llmops-bootstrap"
 NAMESPACE = PROJECT  # Pulumi's default config namespace is the project's name
@@ -182,20 +182,12 @@ class BootstrapSettings(Settings):
     @field_validator("allowed_regions")
     @classmethod
     def _regions(cls, value: list[str]) -> list[str]:
-        bad = [r for r in value if not REGION.match(r)]
-        if bad:
-            raise ValueError(f"{', '.join(bad)}: not AWS region names like me-central-1")
-        return value
+        return region_names(value)
 
     @field_validator("region")
     @classmethod
     def _region_allowed(cls, value: str, info: ValidationInfo) -> str:
-        if not REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region name like me-central-1")
-        allowed = info.data.get("allowed_regions")
-        if allowed and value not in allowed:
-            raise ValueError(f"{value} is outside allowedRegions ({', '.join(allowed)}): data residency")
-        return value
+        return region_allowed(value, info.data.get("allowed_regions"))
 
     @field_validator("environments")
     @classmethod
@@ -250,17 +242,6 @@ class BootstrapSettings(Settings):
         }
 
 
-def _path(loc: tuple) -> str:
-    if not loc:
-        return f"{NAMESPACE}:"
-    if loc[0] == "region":
-        return REGION_KEY
-    out = f"{NAMESPACE}:{loc[0]}"
-    for part in loc[1:]:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def from_config(config: dict[str, Any], source: str = "bootstrap config") -> BootstrapSettings:
     """Validate a flat Pulumi config map (`llmops-bootstrap:<key>` and `aws:region`) into settings."""
     data: dict[str, Any] = {}
@@ -276,7 +257,7 @@ def from_config(config: dict[str, Any], source: str = "bootstrap config") -> Boo
     try:
         settings = BootstrapSettings.model_validate(data)
     except ValidationError as err:
-        problems += [f"{_path(e['loc'])}: {_message(e)}" for e in err.errors()]
+        problems += [f"{_path(e['loc'], NAMESPACE)}: {_message(e)}" for e in err.errors()]
     if problems:
         raise SettingsError(source, problems, "the bootstrap settings")
     return settings

@@ -32,6 +32,24 @@ from llmops.settings.serving import (
 )
 
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+def region_names(value: list[str]) -> list[str]:
+    bad = [r for r in value if not REGION.match(r)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: not AWS region names like me-central-1")
+    return value
+
+
+def region_allowed(value: str, allowed: list[str] | None) -> str:
+    """The stack's region: a region name, inside allowedRegions when those are set."""
+    if not REGION.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name like me-central-1")
+    if allowed and value not in allowed:
+        raise ValueError(f"{value} is outside allowedRegions ({', '.join(allowed)}): data residency")
+    return value
+
+
 DataClassification = Literal["public", "internal", "confidential", "regulated"]
 
 
@@ -82,20 +100,12 @@ class StackSettings(Settings):
     @field_validator("allowed_regions")
     @classmethod
     def _regions(cls, value: list[str]) -> list[str]:
-        bad = [r for r in value if not REGION.match(r)]
-        if bad:
-            raise ValueError(f"{', '.join(bad)}: not AWS region names like me-central-1")
-        return value
+        return region_names(value)
 
     @field_validator("region")
     @classmethod
     def _region_allowed(cls, value: str, info: ValidationInfo) -> str:
-        if not REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region name like me-central-1")
-        allowed = info.data.get("allowed_regions")
-        if allowed and value not in allowed:
-            raise ValueError(f"{value} is outside allowedRegions ({', '.join(allowed)}): data residency")
-        return value
+        return region_allowed(value, info.data.get("allowed_regions"))
 
     @field_validator("gpu_pools")
     @classmethod

@@ -269,27 +269,12 @@ class Network:
                 if not _policy_port(rule.get("ports"), server.pod, port, protocol):
                     continue
                 peers = rule.get("to")
-                if not peers or any(
-                    self._egress_peer_matches(peer, server, client.pod.namespace) for peer in peers
-                ):
+                if not peers or any(self._peer_matches(peer, server, client.pod.namespace) for peer in peers):
                     return None
         names = ", ".join(name_of(p) for p in selecting)
         return (
             f"the NetworkPolicies selecting {client.pod.label} ({names}) allow it no egress to "
             f"{server.label} on {port_text(port, protocol)}"
-        )
-
-    def _egress_peer_matches(self, peer: dict[str, Any], server: Endpoint, namespace: str) -> bool:
-        if "ipBlock" in peer:
-            block = peer["ipBlock"]
-            return _covers([block.get("cidr", "")], server.ranges) and not any(
-                _covers([e], server.ranges) for e in block.get("except") or []
-            )
-        if server.pod is None:
-            return False
-        pods = peer_pods(self.plan, peer, namespace) or []
-        return any(
-            p is server.pod or (p.resource, p.name) == (server.pod.resource, server.pod.name) for p in pods
         )
 
     def pod_path_block(
@@ -304,17 +289,19 @@ class Network:
             or self.sg_block(client, server, port, protocol)
         )
 
-    def _peer_matches(self, peer: dict[str, Any], client: Endpoint, namespace: str) -> bool:
+    def _peer_matches(self, peer: dict[str, Any], other: Endpoint, namespace: str) -> bool:
+        """Whether a NetworkPolicy peer (`from` of an ingress rule, `to` of an egress rule) admits
+        the other end: its addresses for an ipBlock, its pod for pod and namespace selectors."""
         if "ipBlock" in peer:
             block = peer["ipBlock"]
-            return _covers([block.get("cidr", "")], client.ranges) and not any(
-                _covers([e], client.ranges) for e in block.get("except") or []
+            return _covers([block.get("cidr", "")], other.ranges) and not any(
+                _covers([e], other.ranges) for e in block.get("except") or []
             )
-        if client.pod is None:
+        if other.pod is None:
             return False
         pods = peer_pods(self.plan, peer, namespace) or []
         return any(
-            p is client.pod or (p.resource, p.name) == (client.pod.resource, client.pod.name) for p in pods
+            p is other.pod or (p.resource, p.name) == (other.pod.resource, other.pod.name) for p in pods
         )
 
     def api_block(self, client: Endpoint, service: str) -> str | None:

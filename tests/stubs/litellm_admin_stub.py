@@ -46,59 +46,18 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# litellm 1.100.5 proxy/_types.py, `Model.model_fields` of each request model.
-NEW_TEAM_FIELDS = frozenset(
-    {
-        "access_group_ids", "admins", "allowed_passthrough_routes", "allowed_vector_store_indexes",
-        "blocked", "budget_duration", "budget_limits", "default_estimated_output_tokens",
-        "default_estimated_output_tokens_per_model", "default_team_member_models",
-        "disable_global_guardrails", "enforced_batch_output_expires_after", "enforced_file_expires_after",
-        "guardrails", "max_budget", "mcp_rpm_limit", "members", "members_with_roles", "metadata",
-        "model_aliases", "model_rpm_limit", "model_tpm_limit", "models", "object_permission",
-        "organization_id", "policies", "prompts", "router_settings", "rpm_limit", "rpm_limit_type",
-        "secret_manager_settings", "soft_budget", "tags", "team_alias", "team_id", "team_member_budget",
-        "team_member_budget_duration", "team_member_key_duration", "team_member_permissions",
-        "team_member_rpm_limit", "team_member_tpm_limit", "tpm_limit", "tpm_limit_type"
-    }
-)  # fmt: skip
-UPDATE_TEAM_FIELDS = NEW_TEAM_FIELDS - {
-    "admins", "members", "members_with_roles", "rpm_limit_type", "team_member_permissions", "tpm_limit_type",
-}  # fmt: skip
-GENERATE_KEY_FIELDS = frozenset(
-    {
-        "access_group_ids", "agent_id", "aliases", "allowed_cache_controls", "allowed_passthrough_routes",
-        "allowed_routes", "allowed_vector_store_indexes", "auto_rotate", "blocked", "budget_duration",
-        "budget_fallbacks", "budget_id", "budget_limits", "config", "default_estimated_output_tokens",
-        "default_estimated_output_tokens_per_model", "disable_global_guardrails", "duration",
-        "enable_prompt_caching", "enforced_params", "guardrails", "key", "key_alias", "key_type",
-        "max_budget", "max_parallel_requests", "mcp_rpm_limit", "metadata", "model_max_budget",
-        "model_rpm_limit", "model_tpm_limit", "models", "object_permission", "organization_id",
-        "permissions", "policies", "project_id", "prompts", "rotation_interval", "router_settings",
-        "rpm_limit", "rpm_limit_type", "send_invite_email", "soft_budget", "spend", "tag_rpm_limit", "tags",
-        "team_id", "throttle_on_budget_exceeded", "tpm_limit", "tpm_limit_type", "user_id"
-    }
-)  # fmt: skip
-UPDATE_KEY_FIELDS = (GENERATE_KEY_FIELDS - {"key_type", "project_id", "send_invite_email", "soft_budget"}) | {
-    "temp_budget_expiry",
-    "temp_budget_increase",
-}
-DELETE_KEY_FIELDS = frozenset({"keys", "key_aliases"})
-BLOCK_TEAM_FIELDS = frozenset({"team_id"})
-METADATA_FIELDS = frozenset(
-    {
-        "model_rpm_limit", "model_tpm_limit", "model_itpm_limit", "model_otpm_limit",
-        "default_estimated_output_tokens", "default_estimated_output_tokens_per_model", "mcp_rpm_limit",
-        "tag_rpm_limit", "rpm_limit_type", "tpm_limit_type", "enforced_params", "temp_budget_increase",
-        "temp_budget_expiry", "allowed_vector_store_indexes", "enforced_batch_output_expires_after",
-        "enforced_file_expires_after", "throttle_on_budget_exceeded", "enable_prompt_caching"
-    }
-)  # fmt: skip
-PREMIUM_METADATA_FIELDS = frozenset(
-    {
-        "disable_global_guardrails", "guardrails", "policies", "tags", "team_member_key_duration",
-        "prompts", "logging", "secret_manager_settings", "allowed_passthrough_routes"
-    }
-)  # fmt: skip
+from litellm.proxy import _types
+
+# The request models of the installed release (litellm 1.100.5 proxy/_types.py): the fields each
+# endpoint takes, and those LiteLLM keeps in a team's metadata rather than in a column.
+NEW_TEAM_FIELDS = frozenset(_types.NewTeamRequest.model_fields)
+UPDATE_TEAM_FIELDS = frozenset(_types.UpdateTeamRequest.model_fields)
+GENERATE_KEY_FIELDS = frozenset(_types.GenerateKeyRequest.model_fields)
+UPDATE_KEY_FIELDS = frozenset(_types.UpdateKeyRequest.model_fields)
+DELETE_KEY_FIELDS = frozenset(_types.KeyRequest.model_fields)
+BLOCK_TEAM_FIELDS = frozenset(_types.BlockTeamRequest.model_fields)
+METADATA_FIELDS = frozenset(_types.LiteLLM_ManagementEndpoint_MetadataFields)
+PREMIUM_METADATA_FIELDS = frozenset(_types.LiteLLM_ManagementEndpoint_MetadataFields_Premium)
 SYSTEM_METADATA_KEYS = ("team_member_budget_id",)
 # LiteLLM_TeamTable columns a request can set (the rest are computed).
 TEAM_COLUMNS = frozenset(

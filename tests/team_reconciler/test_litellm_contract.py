@@ -46,16 +46,9 @@ def test_the_handlers_field_lists_are_the_releases(litellm):
     assert handler.UPDATE_TEAM_FIELDS - row - handler.METADATA_FIELDS == handler.UNREADABLE_FIELDS
 
 
-def test_the_stubs_field_lists_and_columns_are_the_releases(litellm):
+def test_the_stubs_columns_are_the_releases(litellm):
+    """The stub takes its request fields from LiteLLM's models; its table columns are its own."""
     types, _, _ = litellm
-    assert fields(types.NewTeamRequest) == stub_module.NEW_TEAM_FIELDS
-    assert fields(types.UpdateTeamRequest) == stub_module.UPDATE_TEAM_FIELDS
-    assert fields(types.GenerateKeyRequest) == stub_module.GENERATE_KEY_FIELDS
-    assert fields(types.UpdateKeyRequest) == stub_module.UPDATE_KEY_FIELDS
-    assert fields(types.KeyRequest) == stub_module.DELETE_KEY_FIELDS
-    assert fields(types.BlockTeamRequest) == stub_module.BLOCK_TEAM_FIELDS
-    assert set(types.LiteLLM_ManagementEndpoint_MetadataFields) == stub_module.METADATA_FIELDS
-    assert set(types.LiteLLM_ManagementEndpoint_MetadataFields_Premium) == stub_module.PREMIUM_METADATA_FIELDS
     schema = (Path(types.__file__).parent / "schema.prisma").read_text()
 
     def columns(model: str) -> set[str]:
