@@ -32,6 +32,9 @@ class PromptStoreArgs:
     """Workflow subjects (`repo:OWNER/NAME:ref:refs/heads/main`, ...) that may assume
     prompt-writer (promptStore.writerGithubSubjects). None: no prompt-writer role is created,
     rather than one that some other repository's workflows could assume."""
+    gateway_routes: Sequence[str] | None = None
+    """The model names the stack's gateway serves (self-hosted and external): `push` refuses a
+    prompt written for any other. None: prompts' models are not checked."""
 
 
 def github_trust(provider_arn: pulumi.Input[str], subjects: Sequence[str]) -> pulumi.Output[str]:
@@ -85,11 +88,16 @@ class PromptStore(pulumi.ComponentResource):
         # The registry's configuration lives in the bucket, outside the writer role's prefix,
         # so CI cannot loosen the eval gate it is subject to. Encrypted explicitly: the bucket's
         # default-encryption resource may not be in place yet when this object is first written.
+        registry_config = {
+            "protected_aliases": cfg.protected_aliases,
+            "models": None if args.gateway_routes is None else list(args.gateway_routes),
+            "min_pass_rate": cfg.min_pass_rate,
+        }
         aws.s3.BucketObjectv2(
             f"{name}-registry-config",
             bucket=bucket.id,
             key=CONFIG_KEY,
-            content=json.dumps({"protected_aliases": cfg.protected_aliases}, indent=2),
+            content=json.dumps(registry_config, indent=2),
             content_type="application/json",
             server_side_encryption="aws:kms",
             kms_key_id=key.arn,
@@ -145,8 +153,9 @@ class PromptStore(pulumi.ComponentResource):
 
     def grant_write(self, role: aws.iam.Role, names: str = "") -> aws.iam.RolePolicy:
         """Everything `llmops prompts` does on the prompts whose names start with `names` (all by
-        default): read, list versions (audit), and create objects under their keys. No delete, no
-        Object Lock bypass, no access to the registry config (so the eval gate still applies)."""
+        default): read, list versions and check the bucket's versioning (audit), and create objects
+        under their keys. No delete, no Object Lock bypass, no write to the registry config (so the
+        eval gate still applies)."""
         return self._grant(role, "write", write=True, names=names)
 
     def _grant(self, role: aws.iam.Role, verb: str, write: bool, names: str) -> aws.iam.RolePolicy:
@@ -163,6 +172,7 @@ class PromptStore(pulumi.ComponentResource):
         if write:
             statements += [
                 iam.allow(["s3:ListBucketVersions"], bucket, listing),
+                iam.allow(["s3:GetBucketVersioning"], bucket),
                 iam.allow(["s3:GetObjectVersion", "s3:PutObject"], prompts),
                 iam.allow(["kms:GenerateDataKey"], key),
             ]

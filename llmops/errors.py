@@ -6,6 +6,9 @@ EXIT_NOT_FOUND = 1  # prompts: no such prompt/version; plan/policy: a mandatory 
 # cost aggregate: a spend-log file that does not exist (docs/cost.md)
 EXIT_USAGE = 2  # bad input: arguments, any file a command reads (llmops/inputs.py), settings
 EXIT_CONFLICT = 3  # a conditional write lost, or a gate refused
+# prompts audit: the history chain is broken or bucket versioning is off. Its own code, so a script
+# tells "the trail cannot be trusted" from "could not run" (1, 2) and from a refused move (3).
+EXIT_AUDIT_FAILED = 4
 EXIT_INTERNAL = 70  # a bug: an exception that is not an LlmopsError (EX_SOFTWARE in sysexits.h)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 

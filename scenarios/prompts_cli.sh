@@ -2,7 +2,8 @@
 # Scenario (outside the test suite): drive the real `python -m llmops prompts ...` CLI against an
 # S3-compatible endpoint on localhost (a moto server), through AWS_ENDPOINT_URL, with --json,
 # checking every exit code the CLI documents (0 ok, 1 not found, 2 invalid input, 3 conflict
-# or gate refused). Includes concurrent pushes and concurrent promotions as separate processes.
+# or gate refused, 4 audit failed). Includes concurrent pushes and concurrent promotions as
+# separate processes.
 #
 #   scenarios/prompts_cli.sh            # PYTHON defaults to .venv/bin/python, else python3
 #
@@ -102,8 +103,31 @@ check "recorded as failed" "d['passed'] is False"
 run 3 "promote after a failing eval" -- promote "$NAME" 2 --alias production --reason "launch"
 run 0 "record a passing eval with its report" -- eval-record "$NAME" 1 --score 0.91 --threshold 0.85 --report "$WORK/report.json"
 check "report stored with its digest" "d['passed'] and len(d['report']['sha256']) == 64"
+run 3 "a manual eval cannot open production" -- promote "$NAME" 1 --alias production --reason "launch"
+check "the refusal says why" "'recorded by hand' in d['error']['message']"
+# What `llmops eval run NAME:V --record` stores (docs/evals.md), here without a gateway.
+record_run() {
+  "$PYTHON" - "$NAME" "$1" <<'EOF'
+import os, sys, uuid
+from llmops.prompts import PromptRegistry
+from llmops.prompts.s3 import make_clients
+name, version = sys.argv[1], int(sys.argv[2])
+reg = PromptRegistry(os.environ["LLMOPS_PROMPT_BUCKET"], *make_clients())
+cases = [{"id": f"case-{i}", "passed": True, "runs": []} for i in range(4)]
+reg.record_harness_eval(name, version, {
+    "kind": "harness", "prompt": name, "version": version,
+    "content_sha256": reg.get_version(name, version)["content_hash"],
+    "eval_set": {"path": f"evals/{name}.yaml", "prompt": name, "sha256": "0" * 64,
+                 "threshold": 0.85, "repeat": 1, "cases": len(cases)},
+    "threshold": 0.85, "pass_rate": 1.0, "cases": cases, "baseline": None, "passed": True,
+    "models": {"candidate": "qwen-small", "baseline": None, "judge": None}, "judge": None,
+    "run_id": str(uuid.uuid4()), "cost_usd": 0.0,
+}, report=b"# 4/4 cases passed\n")
+EOF
+}
+if record_run 1 && record_run 2; then PASSED=$((PASSED + 1)); echo "ok          eval runs recorded for versions 1 and 2"
+else FAILED=$((FAILED + 1)); echo "FAIL        recording eval runs"; fi
 run 0 "promote version 1 to production" -- promote "$NAME" 1 --alias production --reason "launch"
-run 0 "record a passing eval for version 2" -- eval-record "$NAME" 2 --score 0.93 --threshold 0.85
 run 0 "promote version 2 to production" -- promote "$NAME" 2 --alias production --reason "lower temperature"
 check "moved 1 -> 2 with the eval attached" "d['previous_version'] == 1 and d['version'] == 2 and d['eval']['passed']"
 
@@ -120,6 +144,8 @@ run 0 "roll production back" -- rollback "$NAME" --alias production --reason "in
 check "production is back at 1" "d['action'] == 'rollback' and d['previous_version'] == 2 and d['version'] == 1"
 run 0 "get production" -- get "$NAME@production"
 check "serves version 1" "d['version'] == 1"
+run 3 "a second rollback cannot put the withdrawn version 2 back" -- rollback "$NAME" --alias production --reason "undo"
+check "the refusal names the rule" "'rolled back away from version 2' in d['error']['message']"
 run 1 "roll back an alias that never existed" -- rollback "$NAME" --alias canary --reason "x"
 
 echo "== concurrent pushes (4 processes)"
@@ -168,6 +194,9 @@ echo "== audit"
 run 0 "audit" -- audit "$NAME"
 check "every move, oldest first, chain intact" "d['intact'] and [(m['action'], m['from_version'], m['to_version']) for m in d['moves']] == [('promote', None, 1), ('promote', 1, 2), ('rollback', 2, 1)]"
 check "who, when, why and the eval of each move" "all(m['moved_by'].startswith('arn:aws:') and m['moved_at'] and m['reason'] and m['s3_version_id'] for m in d['moves'])"
+"$PYTHON" -c 'import boto3, os; boto3.client("s3").put_bucket_versioning(Bucket=os.environ["LLMOPS_PROMPT_BUCKET"], VersioningConfiguration={"Status": "Suspended"})'
+run 4 "audit with bucket versioning suspended" -- audit "$NAME"
+check "it says so" "not d['intact'] and d['versioning'] == 'Suspended'"
 
 echo "== invalid input"
 printf 'name: broken\ntemplate: "Hi {{ who }}"\nvariables: [whom]\nmodel: m\nowner: o\nclassification: internal\n' >"$WORK/bad.yaml"

@@ -3,7 +3,8 @@
 Every subcommand takes `--bucket` (default $LLMOPS_PROMPT_BUCKET) and `--json` (one JSON
 document on stdout, also for errors). boto3's standard settings apply: credentials chain,
 AWS_REGION, and AWS_ENDPOINT_URL for any S3-compatible endpoint.
-Exit codes: 0 ok, 1 not found, 2 invalid input, 3 conflict or gate refused.
+Exit codes: 0 ok, 1 not found, 2 invalid input, 3 conflict or gate refused, 4 audit found the
+history chain broken or bucket versioning off.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import EXIT_OK, LlmopsError
+from llmops.errors import EXIT_AUDIT_FAILED, EXIT_OK, LlmopsError
 from llmops.inputs import open_binary
 from llmops.prompts.format import load_prompt_file
+from llmops.prompts.gate import HARNESS
 from llmops.prompts.layout import check_version
 from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.s3 import make_clients
@@ -33,19 +35,23 @@ def registry(args: argparse.Namespace) -> PromptRegistry:
     return PromptRegistry(bucket, *make_clients())
 
 
-def _command(fn: Callable[[argparse.Namespace], tuple[Any, str]]) -> Callable[[argparse.Namespace], int]:
+def _command(fn: Callable[[argparse.Namespace], tuple]) -> Callable[[argparse.Namespace], int]:
     """Print the result as JSON or text. With --json an error is a JSON document too; it is
-    re-raised so the entry point prints the one-line message and returns the exit code."""
+    re-raised so the entry point prints the one-line message and returns the exit code.
+    A command may return (data, text, finding): the result is printed, then the finding (an
+    LlmopsError, e.g. a broken audit) is raised for its message and exit code."""
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
         try:
-            data, text = fn(args)
+            data, text, *finding = fn(args)
         except LlmopsError as err:
             if args.json:
                 print(json.dumps({"error": {"message": str(err), "exit_code": err.exit_code}}, indent=2))
             raise
         print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+        if finding and finding[0] is not None:
+            raise finding[0]
         return EXIT_OK
 
     return run
@@ -55,7 +61,7 @@ def _command(fn: Callable[[argparse.Namespace], tuple[Any, str]]) -> Callable[[a
 def push(args):
     """Validate FILE and store it as the next version, unless it equals the latest version."""
     prompt = load_prompt_file(args.file)  # a bad file is reported before S3 is contacted
-    record = registry(args).push(prompt, args.message)
+    record = registry(args).push(prompt, args.message, source=str(args.file))
     ref = f"{record['name']}:{record['version']}"
     if record["created"]:
         return record, f"created {ref} ({record['content_hash']})"
@@ -86,16 +92,26 @@ def list_(args):
     return {"prompts": prompts}, "\n".join(lines) or "no prompts"
 
 
+def _eval_text(summary: Any) -> str:
+    if not isinstance(summary, dict):
+        return "no eval"
+    verdict = "pass" if summary.get("passed") else "FAIL"
+    if summary.get("kind") == HARNESS:
+        regressed = ", regressed" if summary.get("regressed") else ""
+        return f"eval run {summary.get('pass_rate')}/{summary.get('threshold')} {verdict}{regressed}"
+    return f"manual eval {summary.get('score')}/{summary.get('threshold')} {verdict} (cannot open the gate)"
+
+
 @_command
 def history(args):
-    """Versions of NAME with message, author and the aliases pointing at each."""
+    """Versions of NAME with message, author, latest eval and the aliases pointing at each."""
     data = registry(args).history(args.name)
     lines = []
     for v in data["versions"]:
         tags = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         lines.append(
             f"v{v['version']:<4} {v['created_at']}  {v['content_hash'][:19]}  {v['author']}{tags}\n"
-            f"      {v['message'] or '(no message)'}"
+            f"      {v['message'] or '(no message)'}  ({_eval_text(v['latest_eval'])})"
         )
     return data, "\n".join(lines)
 
@@ -107,10 +123,20 @@ def diff(args):
     return data, data["diff"].rstrip("\n") or "no differences"
 
 
+def _eval_set_sha256(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from llmops.evals.evalset import load_eval_set  # the eval harness, only when asked for
+
+    return load_eval_set(path).content_hash
+
+
 @_command
 def promote(args):
-    """Move ALIAS to VERSION (conditional write). Protected aliases need a passing eval."""
-    record = registry(args).promote(args.name, check_version(args.version), args.alias, args.reason)
+    """Move ALIAS to VERSION (conditional write). Protected aliases need a passing eval run."""
+    version = check_version(args.version)
+    eval_set = _eval_set_sha256(args.eval_set)  # a bad file is reported before S3 is contacted
+    record = registry(args).promote(args.name, version, args.alias, args.reason, eval_set_sha256=eval_set)
     ref = f"{args.name}@{args.alias}"
     if not record["moved"]:
         return record, f"{ref} already points to version {record['version']}; nothing written"
@@ -119,7 +145,7 @@ def promote(args):
 
 @_command
 def eval_record(args):
-    """Record an eval result (and its report file) for VERSION of NAME."""
+    """Record a manual eval result (and its report file) for VERSION of NAME."""
     version = check_version(args.version)
     if args.report is not None:  # the registry reads it; a bad path is reported before S3 is contacted
         open_binary(args.report, "eval report").close()
@@ -127,8 +153,9 @@ def eval_record(args):
     verdict = "passed" if record["passed"] else "failed"
     op = ">=" if record["passed"] else "<"
     return record, (
-        f"recorded eval {record['id']} for {args.name}:{record['version']}: "
-        f"score {record['score']} {op} threshold {record['threshold']}: {verdict}"
+        f"recorded manual eval {record['id']} for {args.name}:{record['version']}: "
+        f"score {record['score']} {op} threshold {record['threshold']}: {verdict}. It annotates the "
+        f"version; only `llmops eval run {args.name}:{version} --record` opens a protected alias"
     )
 
 
@@ -142,21 +169,25 @@ def rollback(args):
 
 @_command
 def audit(args):
-    """Every alias move of NAME, oldest first, from the S3 versions of the alias records."""
+    """Every alias move of NAME, oldest first, from the S3 versions of the alias records; exits 4
+    when the chain is broken or the bucket's versioning is off."""
     data = registry(args).audit(args.name)
-    lines = []
-    for m in data["moves"]:
-        gate = m["eval"]
-        verdict = "no eval"
-        if gate:
-            verdict = f"eval {gate['score']}/{gate['threshold']} {'pass' if gate['passed'] else 'FAIL'}"
-        lines.append(
-            f"{m['moved_at']}  {m['alias']}  {m['action']:8} {m['from_version'] or '-'} -> "
-            f"{m['to_version']}  by {m['moved_by']}  ({verdict})  {m['reason']}"
-        )
+    lines = [
+        f"{m['moved_at']}  {m['alias']}  {m['action']:8} {m['from_version'] or '-'} -> "
+        f"{m['to_version']}  by {m['moved_by']}  ({_eval_text(m['eval'])})  {m['reason']}"
+        for m in data["moves"]
+    ]
     lines += [f"PROBLEM: {p}" for p in data["problems"]]
-    lines.append("history chain intact" if data["intact"] else "history chain BROKEN: see the problems above")
-    return data, "\n".join(lines)
+    if data["intact"]:
+        lines.append("history chain intact; bucket versioning enabled")
+        return data, "\n".join(lines)
+    lines.append(f"audit FAILED: {len(data['problems'])} problem(s) above")
+    what = "bucket versioning is off" if data["versioning"] != "Enabled" else "the history chain is broken"
+    finding = LlmopsError(
+        f"audit of {args.name}: {what} ({len(data['problems'])} problem(s); see the output)",
+        EXIT_AUDIT_FAILED,
+    )
+    return data, "\n".join(lines), finding
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -183,12 +214,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
-    p = command("promote", promote, "point an alias at a version (protected aliases need a passing eval)")
+    p = command("promote", promote, "point an alias at a version (protected aliases need a passing eval run)")
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--alias", required=True)
     p.add_argument("--reason", required=True, help="why, for the audit trail")
-    p = command("eval-record", eval_record, "record an eval result for a version")
+    p.add_argument(
+        "--eval-set",
+        type=Path,
+        metavar="FILE",
+        help="require the version's eval run to have used exactly this eval set (any alias is then gated)",
+    )
+    p = command("eval-record", eval_record, "record a manual eval result (annotates; cannot open the gate)")
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--score", type=float, required=True)

@@ -7,6 +7,7 @@ both mistakes are caught at `push` time rather than at inference time.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -28,6 +29,33 @@ VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 Classification = Literal["public", "internal", "confidential", "regulated"]
 Scalar = str | int | float | bool | None
+# The parameters a prompt may carry. OpenAI chat-completion parameters that LiteLLM 1.100.5
+# forwards to a hosted_vllm route (HostedVLLMChatConfig.get_supported_openai_params in
+# litellm/llms/hosted_vllm/chat/transformation.py, which extends OpenAIGPTConfig's list in
+# litellm/llms/openai/chat/gpt_transformation.py) and vLLM's chat API implements, less the client's
+# own settings (stream, stream_options, extra_headers, max_retries), what vLLM does not implement
+# (functions, audio, modalities, prediction, web_search_options, service_tier, store, thinking,
+# safety_identifier, prompt_cache_key, prompt_cache_retention) and object-valued ones (tools,
+# tool_choice, response_format, logit_bias: a prompt's parameters are scalars or lists of them).
+OPENAI_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "reasoning_effort",
+)
+# vLLM's extra sampling parameters: LiteLLM passes parameters it does not know to OpenAI-compatible
+# providers (hosted_vllm among them) in the request body (add_provider_specific_params_to_optional_params
+# in litellm/utils.py), and vLLM's chat API reads these there.
+VLLM_PARAMETERS = ("top_k", "min_p", "repetition_penalty")
+PARAMETERS = OPENAI_PARAMETERS + VLLM_PARAMETERS
 
 
 class _Model(BaseModel):
@@ -173,33 +201,58 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def parameter_problems(parameters: Any) -> list[str]:
+    """Unknown parameter names (likely typos), each with the nearest known name.
+
+    Checked where a prompt is authored (`parse_prompt`: push and the file check), not when a
+    stored version is read back, so a version pushed before a name was refused keeps serving."""
+    if not isinstance(parameters, dict):
+        return []  # the model reports the type
+    problems = []
+    for key in parameters:
+        if key not in PARAMETERS:
+            near = difflib.get_close_matches(str(key), PARAMETERS, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(PARAMETERS)}"
+            problems.append(f"parameters.{key}: unknown parameter; {hint}")
+    return problems
+
+
 def parse_prompt(data: Any, source: str) -> PromptFile:
     """Validate a parsed document; every problem is reported on its own line with its path."""
     if not isinstance(data, dict):
         raise LlmopsError(f"{source}: a prompt file is a YAML mapping with name, template, variables, ...")
+    problems = parameter_problems(data.get("parameters"))
+    prompt = None
     try:
-        return PromptFile.model_validate(data)
+        prompt = PromptFile.model_validate(data)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            msg = e["msg"].removeprefix("Value error, ")
-            loc = list(e["loc"])
-            if e["type"] == "extra_forbidden":
-                msg = "unknown field (allowed: " + ", ".join(PromptFile.model_fields) + ")"
-            elif e["type"] == "missing":
-                msg = "required field is missing"
-            if loc[:1] == ["template"] and len(loc) > 1 and loc[1] in ("str", "list[Message]"):
-                # pydantic reports the union's two branches; keep the one the author meant.
-                as_list = isinstance(data.get("template"), list)
-                if (loc[1] == "str") == as_list:
-                    continue
-                del loc[1]
-                if len(loc) == 1 and not isinstance(data.get("template"), str | list):
-                    msg = "must be a string or a list of chat messages with role and content"
-            where = _loc(tuple(loc))
-            problems += [line if not where else f"{where}: {line}" for line in msg.splitlines()]
+        problems += _validation_problems(err, data)
+    if problems or prompt is None:
         lines = "\n".join(f"  {p}" for p in problems)
-        raise LlmopsError(f"{source}: {len(problems)} problem(s) in the prompt file:\n{lines}") from None
+        raise LlmopsError(f"{source}: {len(problems)} problem(s) in the prompt file:\n{lines}")
+    return prompt
+
+
+def _validation_problems(err: ValidationError, data: dict) -> list[str]:
+    problems = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        loc = list(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (allowed: " + ", ".join(PromptFile.model_fields) + ")"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        if loc[:1] == ["template"] and len(loc) > 1 and loc[1] in ("str", "list[Message]"):
+            # pydantic reports the union's two branches; keep the one the author meant.
+            as_list = isinstance(data.get("template"), list)
+            if (loc[1] == "str") == as_list:
+                continue
+            del loc[1]
+            if len(loc) == 1 and not isinstance(data.get("template"), str | list):
+                msg = "must be a string or a list of chat messages with role and content"
+        where = _loc(tuple(loc))
+        problems += [line if not where else f"{where}: {line}" for line in msg.splitlines()]
+    return problems
 
 
 def load_prompt_file(path: Path) -> PromptFile:

@@ -1,10 +1,12 @@
 """Where the registry keeps things in the bucket, and the checks on names used in keys.
 
-    _registry/config.json                        protected aliases (written by the stack)
+    _registry/config.json                        protected aliases, gateway routes, min pass rate
+                                                  (written by the stack)
     prompts/<name>/versions/000001.json           immutable version (If-None-Match: *)
     prompts/<name>/aliases/<alias>.json           alias record, moved with If-Match: <etag>;
                                                   its S3 object versions are the audit trail
-    prompts/<name>/evals/000001/<id>.json         eval record of a version (If-None-Match: *)
+    prompts/<name>/evals/000001/<id>.json         eval record of a version, kind harness or manual
+                                                  (If-None-Match: *)
     prompts/<name>/evals/000001/<id>.report.<ext> the eval report file, if one was given
 
 Version numbers are zero-padded so that S3's lexicographic listing is numeric order.

@@ -11,13 +11,15 @@ import hashlib
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llmops.errors import LlmopsError
 from llmops.prompts.aliases import AliasMoves
-from llmops.prompts.format import PromptFile, content_hash, to_yaml
+from llmops.prompts.format import PromptFile, content_hash, parameter_problems, to_yaml
+from llmops.prompts.gate import MANUAL, eval_summary, harness_problems
 from llmops.prompts.layout import (
     CONFIG_KEY,
     DEFAULT_PROTECTED_ALIASES,
@@ -36,6 +38,38 @@ REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>[^@:]+))?
 # (each loss means someone else created a version, so this only trips under a push storm).
 MAX_PUSH_ATTEMPTS = 20
 EVAL_RECORD = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.json")
+REPORT_EXT = re.compile(r"^[a-z0-9]{1,10}$")
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """`_registry/config.json`, written by the stack (components/prompt_store.py); CI cannot write it."""
+
+    protected_aliases: tuple[str, ...] = DEFAULT_PROTECTED_ALIASES
+    models: tuple[str, ...] | None = None
+    """The gateway's routes; None (key absent or null): a prompt's model is not checked."""
+    min_pass_rate: float | None = None
+    """A floor the gate applies on top of each eval set's threshold."""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], where: str) -> RegistryConfig:
+        aliases = data.get("protected_aliases", list(DEFAULT_PROTECTED_ALIASES))
+        models = data.get("models")
+        floor = data.get("min_pass_rate")
+        problems = []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            problems.append("protected_aliases: must be a list of alias names")
+        if models is not None and (
+            not isinstance(models, list) or not all(isinstance(m, str) for m in models)
+        ):
+            problems.append("models: must be a list of gateway routes, or null")
+        if floor is not None and not (
+            isinstance(floor, int | float) and not isinstance(floor, bool) and 0 < floor <= 1
+        ):
+            problems.append("min_pass_rate: must be a number above 0 and at most 1, or null")
+        if problems:
+            raise LlmopsError(f"{where}: {'; '.join(problems)} (the stack writes this object: redeploy it)")
+        return cls(tuple(aliases), None if models is None else tuple(models), floor)
 
 
 class PromptRegistry(AliasMoves):
@@ -46,6 +80,7 @@ class PromptRegistry(AliasMoves):
         self._sts = sts
         self._identity: str | None = None
         self._protected = protected_aliases
+        self._config: RegistryConfig | None = None
 
     # -- identity and configuration ---------------------------------------------------------
 
@@ -54,12 +89,18 @@ class PromptRegistry(AliasMoves):
             self._identity = caller_arn(self._sts)
         return self._identity
 
-    def protected_aliases(self) -> list[str]:
-        """From the bucket's config object (written by the stack), else `production`."""
-        if self._protected is None:
+    def config(self) -> RegistryConfig:
+        """The bucket's config object (written by the stack); defaults when it is absent."""
+        if self._config is None:
             stored = self.bucket.get(CONFIG_KEY)
-            value = (stored.data if stored else {}).get("protected_aliases", DEFAULT_PROTECTED_ALIASES)
-            self._protected = list(value)
+            where = f"s3://{self.bucket.name}/{CONFIG_KEY}"
+            self._config = RegistryConfig.parse(stored.data if stored else {}, where)
+        return self._config
+
+    def protected_aliases(self) -> list[str]:
+        """From the bucket's config object, else `production`."""
+        if self._protected is None:
+            self._protected = list(self.config().protected_aliases)
         return self._protected
 
     # -- versions ---------------------------------------------------------------------------
@@ -87,8 +128,26 @@ class PromptRegistry(AliasMoves):
             )
         return record
 
-    def push(self, prompt: PromptFile, message: str = "") -> dict[str, Any]:
-        """Store a new version unless the content equals the latest one. Safe under races."""
+    def check_servable(self, prompt: PromptFile, source: str | None = None) -> None:
+        """Refuse parameter names LiteLLM and vLLM do not take, and a model the gateway does not serve."""
+        where = source or prompt.name
+        problems = parameter_problems(prompt.parameters)
+        models = self.config().models
+        if models is not None and prompt.model not in models:
+            near = difflib.get_close_matches(prompt.model, models, n=1)
+            problems.append(
+                f"model: {prompt.model!r} is not a route this stack's gateway serves "
+                f"(it serves: {', '.join(models) or 'nothing'})"
+                + (f"; did you mean {near[0]}?" if near else "")
+            )
+        if problems:
+            lines = "\n".join(f"  {p}" for p in problems)
+            raise LlmopsError(f"{where}: {len(problems)} problem(s) in the prompt file:\n{lines}")
+
+    def push(self, prompt: PromptFile, message: str = "", source: str | None = None) -> dict[str, Any]:
+        """Store a new version unless the content equals the latest one. Safe under races.
+        `source` (the file's path) names where a refused prompt came from."""
+        self.check_servable(prompt, source)
         digest = prompt.content_hash()
         author = self.identity()
         for _ in range(MAX_PUSH_ATTEMPTS):
@@ -172,9 +231,11 @@ class PromptRegistry(AliasMoves):
         if not numbers:
             raise PromptNotFound(f"no prompt named {name} in s3://{self.bucket.name}")
         aliases = self.aliases(name)
+        evals = self._latest_eval_keys(name)
         versions = []
         for number in numbers:
             record = self.get_version(name, number)
+            stored = self.bucket.get(evals[number]) if number in evals else None
             versions.append(
                 {
                     "version": number,
@@ -183,6 +244,7 @@ class PromptRegistry(AliasMoves):
                     "author": record["author"],
                     "created_at": record["created_at"],
                     "aliases": [a for a, v in aliases.items() if v == number],
+                    "latest_eval": eval_summary(stored.data) if stored else None,
                 }
             )
         return {"name": name, "versions": versions, "aliases": aliases}
@@ -203,24 +265,21 @@ class PromptRegistry(AliasMoves):
     def record_eval(
         self, name: str, version: int, score: float, threshold: float, report: Path | None = None
     ) -> dict[str, Any]:
+        """A manual eval record: it annotates the version (history, audit) but cannot open a
+        protected alias, since whoever types the score also types the threshold."""
         for label, value in (("score", score), ("threshold", threshold)):
             if not math.isfinite(value):
                 raise LlmopsError(f"--{label} must be a finite number, got {value}")
         target = self.get_version(name, version)
-        eval_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
-        prefix = f"{ROOT}{name}/evals/{version:06d}/{eval_id}"
-        report_ref = None
+        body = ext = None
         if report is not None:
             try:
                 body = Path(report).read_bytes()
             except OSError as err:
                 raise LlmopsError(f"{report}: cannot read the eval report ({err.strerror})") from None
-            key = f"{prefix}.report{Path(report).suffix}"
-            self.bucket.put(key, body, if_none_match=True, content_type="application/octet-stream")
-            report_ref = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+            ext = Path(report).suffix
         record = {
-            "kind": "prompt-eval",
-            "id": eval_id,
+            "kind": MANUAL,
             "name": name,
             "version": version,
             "content_hash": target["content_hash"],
@@ -228,23 +287,78 @@ class PromptRegistry(AliasMoves):
             "score": score,
             "threshold": threshold,
             "passed": score >= threshold,
-            "report": report_ref,
-            "recorded_by": self.identity(),
-            "recorded_at": now(),
         }
+        return self._store_eval(name, version, record, body, ext)
+
+    def record_harness_eval(
+        self,
+        name: str,
+        version: int,
+        record: dict[str, Any],
+        report: bytes | None = None,
+        report_ext: str = "md",
+    ) -> dict[str, Any]:
+        """Store what `llmops eval run --record` measured as the version's eval record (the only
+        kind that opens a protected alias), with `report` next to it and its sha256."""
+        check_name(name)
+        version = check_version(version)
+        where = f"eval record for {name}:{version}"
+        problems = harness_problems(record)
+        if problems:
+            lines = "\n".join(f"  {p}" for p in problems)
+            raise LlmopsError(f"{where}: {len(problems)} problem(s):\n{lines}")
+        if not REPORT_EXT.match(report_ext):
+            raise LlmopsError(f"{where}: report_ext {report_ext!r} must be lower-case letters and digits")
+        target = self.get_version(name, version)
+        mismatches = []
+        if (record["prompt"], record["version"]) != (name, version):
+            mismatches.append(f"it is for {record['prompt']}:{record['version']}")
+        if record["content_sha256"] != target["content_hash"]:
+            mismatches.append(
+                f"content_sha256 {record['content_sha256']} is not the version's ({target['content_hash']})"
+            )
+        if record["eval_set"]["prompt"] != name:
+            mismatches.append(f"eval_set.prompt is {record['eval_set']['prompt']!r}, not {name!r}")
+        if mismatches:
+            raise LlmopsError(f"{where}: {'; '.join(mismatches)}; nothing was recorded")
+        return self._store_eval(name, version, dict(record), report, f".{report_ext}")
+
+    def _store_eval(
+        self, name: str, version: int, record: dict[str, Any], report: bytes | None, ext: str | None
+    ) -> dict[str, Any]:
+        """Both kinds: the report first (If-None-Match), then the record naming it, with who and when."""
+        eval_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
+        prefix = f"{ROOT}{name}/evals/{version:06d}/{eval_id}"
+        report_ref = None
+        if report is not None:
+            key = f"{prefix}.report{ext or ''}"
+            self.bucket.put(key, report, if_none_match=True, content_type="application/octet-stream")
+            report_ref = {"key": key, "sha256": hashlib.sha256(report).hexdigest(), "bytes": len(report)}
+        record.update(id=eval_id, report=report_ref, recorded_by=self.identity(), recorded_at=now())
         try:
             self.bucket.put(f"{prefix}.json", encode(record), if_none_match=True)
         except _Conflict:
             raise PromptConflict(f"eval record {eval_id} already exists; retry") from None
         return record
 
-    def latest_eval(self, name: str, version: int) -> dict[str, Any] | None:
-        prefix = f"{ROOT}{name}/evals/{version:06d}/"
+    def _eval_keys(self, prefix: str) -> list[str]:
         # Only the records themselves (a report file may also end in .json).
-        records = [k for k in self.bucket.keys(prefix) if EVAL_RECORD.fullmatch(k[len(prefix) :])]
+        return [k for k in self.bucket.keys(prefix) if EVAL_RECORD.fullmatch(k.rsplit("/", 1)[-1])]
+
+    def _latest_eval_keys(self, name: str) -> dict[int, str]:
+        """Version -> key of its latest eval record, from one listing."""
+        prefix = f"{ROOT}{name}/evals/"
+        out: dict[int, str] = {}
+        for key in self._eval_keys(prefix):
+            folder = key[len(prefix) :].split("/", 1)[0]
+            if folder.isdigit():
+                out[int(folder)] = max(out.get(int(folder), ""), key)  # ids start with a UTC timestamp
+        return out
+
+    def latest_eval(self, name: str, version: int) -> dict[str, Any] | None:
+        """The version's latest eval record, of either kind (the gate decides what it is worth)."""
+        records = self._eval_keys(f"{ROOT}{name}/evals/{version:06d}/")
         if not records:
             return None
         stored = self.bucket.get(max(records))  # ids start with a UTC timestamp
-        return (
-            stored.require("passed", "score", "threshold", "recorded_at", "recorded_by") if stored else None
-        )
+        return stored.require("kind", "passed", "recorded_at", "recorded_by") if stored else None

@@ -174,6 +174,13 @@ class Bucket:
             raise self._fail(err, prefix) from None
         return out
 
+    def versioning(self) -> str:
+        """The bucket's versioning status: Enabled, Suspended, or Disabled (never enabled)."""
+        try:
+            return self.s3.get_bucket_versioning(Bucket=self.name).get("Status") or "Disabled"
+        except (ClientError, BotoCoreError) as err:
+            raise self._fail(err, "?versioning") from None
+
     def versions(self, prefix: str) -> tuple[list[dict], list[dict]]:
         """(object versions, delete markers) under a prefix, from the bucket's versioning."""
         versions: list[dict] = []

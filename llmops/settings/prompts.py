@@ -16,9 +16,13 @@ GITHUB_SUBJECT = re.compile(r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:.+$")
 
 class PromptStoreSettings(Settings):
     protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
-    """Aliases that `llmops prompts promote` moves only to a version with a passing recorded
-    eval. Written to the bucket (`_registry/config.json`), where the writer role cannot change
-    it; `llmops prompts audit` flags any move to them that bypassed the gate."""
+    """Aliases that `llmops prompts promote` moves only to a version whose latest eval record is a
+    passing `llmops eval run --record`. Written to the bucket (`_registry/config.json`), where the
+    writer role cannot change it; `llmops prompts audit` flags any move to them that bypassed the gate."""
+    min_pass_rate: float | None = Field(None, gt=0, le=1)
+    """A floor on the pass rate a version's eval run must reach before a protected alias moves
+    to it, on top of the threshold its eval set (`evals/<prompt>.yaml`) sets. Unset: the eval
+    set's threshold alone. Written to the registry config, where CI cannot change it."""
     object_lock_retention_days: int = Field(365, ge=1, le=36500)
     """Regulated stacks only: every object version (prompt versions, alias moves, evals) is
     kept under S3 Object Lock in governance mode for this many days, so the history cannot be

@@ -10,14 +10,15 @@ import pytest
 
 import llmops.cli
 import llmops.prompts.cli as prompts_cli
+from llmops.prompts import PromptRegistry
 from llmops.prompts.s3 import make_clients
-from prompt_registry.helpers import RaceGate, make_prompt, write_prompt_file
+from prompt_registry.helpers import RaceGate, make_prompt, pass_eval, write_prompt_file
 
 NAME = "retail-banking-support"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "prompts" / f"{NAME}.yaml"
 
 
-def test_full_lifecycle_with_json_output(cli, tmp_path):
+def test_full_lifecycle_with_json_output(cli, bucket, tmp_path):
     code, pushed, _ = cli("push", EXAMPLE, "--message", "first draft")
     assert code == 0 and pushed["created"] and pushed["version"] == 1
     assert pushed["content_hash"].startswith("sha256:") and pushed["author"].startswith("arn:aws:")
@@ -33,7 +34,12 @@ def test_full_lifecycle_with_json_output(cli, tmp_path):
     report.write_text("# eval\naccuracy 0.93\n")
     code, ev, _ = cli("eval-record", NAME, "1", "--score", "0.93", "--threshold", "0.9", "--report", report)
     assert code == 0 and ev["passed"] and ev["report"]["bytes"] == report.stat().st_size
-    cli("eval-record", NAME, "2", "--score", "0.95", "--threshold", "0.9")
+    assert ev["kind"] == "manual"
+    code, _, err = cli("promote", NAME, "1", "--alias", "production", "--reason", "launch")
+    assert code == 3 and "recorded by hand" in err, "a manual eval annotates; it cannot open the gate"
+    library = PromptRegistry(bucket, boto3.client("s3"), boto3.client("sts"))
+    pass_eval(library, NAME, 1)  # what `llmops eval run NAME:1 --record` stores
+    pass_eval(library, NAME, 2)
     code, moved, _ = cli("promote", NAME, "1", "--alias", "production", "--reason", "launch")
     assert code == 0 and moved["moved"] and moved["version"] == 1
     assert cli("promote", NAME, "2", "--alias", "production", "--reason", "v2")[0] == 0
@@ -49,6 +55,7 @@ def test_full_lifecycle_with_json_output(cli, tmp_path):
         (1, "first draft", []),
         (2, "shorter", ["production"]),
     ]
+    assert [v["latest_eval"]["kind"] for v in hist["versions"]] == ["harness", "harness"]
     code, diff, _ = cli("diff", NAME, "1", "production")
     assert code == 0 and diff["from_version"] == 1 and diff["to_version"] == 2
     assert diff["diff"].startswith("--- retail-banking-support:1\n+++ retail-banking-support:2 (production)")

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from llmops.errors import EXIT_USAGE, LlmopsError
-from llmops.prompts import PromptRenderError, load_prompt_file, parse_prompt
-from llmops.prompts.format import to_yaml
+from llmops.prompts import PromptFile, PromptRenderError, load_prompt_file, parse_prompt
+from llmops.prompts.format import OPENAI_PARAMETERS, VLLM_PARAMETERS, to_yaml
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "prompts").glob("*.yaml"))
 BASE = {"name": "greeter", "model": "m", "owner": "team-a", "classification": "internal"}
@@ -107,3 +107,63 @@ def test_the_example_in_the_docs_is_valid():
     block = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
     prompt = parse_prompt(yaml.safe_load(block), "docs/prompts.md")
     assert [v.name for v in prompt.variables] == ["customer_first_name", "question"]
+
+
+def test_unknown_parameters_are_refused_with_the_nearest_known_name():
+    parameters = {"temprature": 0.2, "max_token": 100, "top_k": 40, "frobnicate": 1}
+    lines = problems({**BASE, "template": "hi", "parameters": parameters})
+    assert lines[:2] == [
+        "  parameters.temprature: unknown parameter; did you mean temperature?",
+        "  parameters.max_token: unknown parameter; did you mean max_tokens?",
+    ]
+    assert lines[2].startswith("  parameters.frobnicate: unknown parameter; known: temperature, top_p,")
+    assert len(lines) == 3, "top_k is a vLLM sampling parameter"
+
+
+def test_parameter_problems_come_with_the_other_problems():
+    lines = problems({**BASE, "template": "Hi {{ who }}", "parameters": {"temprature": 0.2}})
+    assert lines == [
+        "  parameters.temprature: unknown parameter; did you mean temperature?",
+        "  template: uses undeclared variable 'who'; declare it under `variables`",
+    ]
+
+
+def test_a_stored_version_with_a_parameter_refused_since_still_loads():
+    """Stored versions are read back with PromptFile.model_validate (the client): they keep serving."""
+    data = {**BASE, "template": "hi", "parameters": {"user": "x"}}
+    assert PromptFile.model_validate(data).parameters == {"user": "x"}
+    with pytest.raises(LlmopsError, match=r"parameters\.user: unknown parameter"):
+        parse_prompt(data, "p.yaml")
+
+
+def test_allowed_parameters_are_what_litellm_sends_to_a_vllm_route():
+    """Against LiteLLM itself (the gateway's release): every allowed OpenAI parameter is one its
+    hosted_vllm provider supports and sends as is, even with drop_params on (as the gateway runs);
+    vLLM's own sampling parameters reach vLLM in the request body."""
+    import litellm
+    from litellm.llms.hosted_vllm.chat.transformation import HostedVLLMChatConfig
+    from litellm.utils import get_optional_params
+
+    supported = set(HostedVLLMChatConfig().get_supported_openai_params("any-model"))
+    assert set(OPENAI_PARAMETERS) <= supported & set(litellm.constants.OPENAI_CHAT_COMPLETION_PARAMS)
+    values = {
+        "temperature": 0.1,
+        "top_p": 0.9,
+        "max_tokens": 10,
+        "max_completion_tokens": 10,
+        "n": 1,
+        "stop": ["</summary>"],
+        "seed": 7,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.1,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "reasoning_effort": "low",
+    }
+    assert set(values) == set(OPENAI_PARAMETERS)
+    sent = get_optional_params(model="m", custom_llm_provider="hosted_vllm", drop_params=True, **values)
+    assert {k: sent.get(k) for k in values} == values
+    extras = {"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1}
+    assert set(extras) == set(VLLM_PARAMETERS)
+    sent = get_optional_params(model="m", custom_llm_provider="hosted_vllm", drop_params=True, **extras)
+    assert sent["extra_body"] == extras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 
@@ -11,11 +12,7 @@ import pytest
 from llmops.errors import EXIT_CONFLICT, EXIT_NOT_FOUND, LlmopsError
 from llmops.prompts import PromptConflict, PromptNotFound, PromptRegistry
 from llmops.prompts.layout import alias_key, version_key
-from prompt_registry.helpers import RaceGate, make_prompt
-
-
-def pass_eval(registry, name, version):
-    return registry.record_eval(name, version, score=0.92, threshold=0.85)
+from prompt_registry.helpers import RaceGate, harness_record, make_prompt, pass_eval
 
 
 def test_push_numbers_versions_and_skips_identical_content(registry):
@@ -96,20 +93,27 @@ def test_eval_gate_refuses_protected_alias_without_a_passing_eval(registry):
     with pytest.raises(PromptConflict, match="no recorded eval") as info:
         registry.promote("support-bot", 1, "production", "launch")
     assert info.value.exit_code == EXIT_CONFLICT
-    registry.record_eval("support-bot", 1, score=0.70, threshold=0.85)
-    with pytest.raises(PromptConflict, match=r"score 0.7 < threshold 0.85"):
+    failing = harness_record(registry, "support-bot", 1, passing=7, failing=3)
+    registry.record_harness_eval("support-bot", 1, failing)
+    with pytest.raises(PromptConflict, match=r"pass rate 0\.7 \(7 of 10 cases.*below 0\.9"):
         registry.promote("support-bot", 1, "production", "launch")
     assert registry.alias_record("support-bot", "production") is None, "a refused promotion wrote nothing"
-    pass_eval(registry, "support-bot", 1)
+    record = pass_eval(registry, "support-bot", 1)
     moved = registry.promote("support-bot", 1, "production", "launch")
-    assert moved["moved"] and moved["eval"]["passed"] and moved["eval"]["score"] == 0.92
+    assert moved["moved"] and moved["eval"]["passed"] and moved["eval"]["kind"] == "harness"
+    assert (moved["eval"]["id"], moved["eval"]["run_id"]) == (record["id"], record["run_id"])
 
 
 def test_latest_eval_decides_the_gate(registry):
     registry.push(make_prompt())
     pass_eval(registry, "support-bot", 1)
-    registry.record_eval("support-bot", 1, score=0.5, threshold=0.85)  # a later run regressed
-    with pytest.raises(PromptConflict, match="failed"):
+    later = harness_record(registry, "support-bot", 1, passing=5, failing=5)  # a later run regressed
+    registry.record_harness_eval("support-bot", 1, later)
+    with pytest.raises(PromptConflict, match=r"pass rate 0\.5 "):
+        registry.promote("support-bot", 1, "production", "launch")
+    pass_eval(registry, "support-bot", 1)
+    registry.record_eval("support-bot", 1, score=0.99, threshold=0.5)  # a manual note on top
+    with pytest.raises(PromptConflict, match="recorded by hand"):
         registry.promote("support-bot", 1, "production", "launch")
 
 
@@ -131,10 +135,18 @@ def test_eval_report_is_stored_with_its_digest(registry, tmp_path):
     record = registry.record_eval("support-bot", 1, 0.92, 0.85, report)
     s3 = registry.bucket.s3
     body = s3.get_object(Bucket=registry.bucket.name, Key=record["report"]["key"])["Body"].read()
-    assert body == report.read_bytes()
+    assert body == report.read_bytes() and record["kind"] == "manual"
     assert record["report"]["key"].endswith(".report.json") and len(record["report"]["sha256"]) == 64
     assert registry.latest_eval("support-bot", 1) == record, "the report file is not an eval record"
-    assert registry.promote("support-bot", 1, "production", "evaluated")["eval"]["id"] == record["id"]
+
+    markdown = b"# ticket-classifier:1\n\n10 of 10 cases passed\n"
+    run = harness_record(registry, "support-bot", 1)
+    stored = registry.record_harness_eval("support-bot", 1, run, report=markdown)
+    body = s3.get_object(Bucket=registry.bucket.name, Key=stored["report"]["key"])["Body"].read()
+    assert body == markdown and stored["report"]["key"].endswith(".report.md")
+    assert stored["report"]["sha256"] == hashlib.sha256(markdown).hexdigest()
+    assert registry.latest_eval("support-bot", 1) == stored
+    assert registry.promote("support-bot", 1, "production", "evaluated")["eval"]["id"] == stored["id"]
 
 
 def test_rollback_returns_to_the_previous_version(registry):

@@ -13,6 +13,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.context import AwsContext
 from components.prompt_store import PromptStore, PromptStoreArgs
+from llmops.prompts.registry import RegistryConfig
 from llmops.settings import StackSettings
 
 ACCOUNT = "111122223333"
@@ -46,7 +47,10 @@ class Recorder(pulumi.runtime.Mocks):
 
 
 def declare(
-    classification: str = "regulated", stack: dict | None = None, **prompt_store
+    classification: str = "regulated",
+    stack: dict | None = None,
+    routes: tuple[str, ...] | None = ("qwen-small", "gpt-4o-mini"),
+    **prompt_store,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """Run the component alone under mocks: (resources by name, {parent, protect} by name)."""
     settings = StackSettings.model_validate(
@@ -75,7 +79,8 @@ def declare(
         )
         logs = aws.s3.Bucket("platform-access-logs", bucket="llmops-prod-access-logs")
         ctx = AwsContext(settings, provider, identity, "aws", "amazonaws.com", access_logs=logs)
-        PromptStore("store", PromptStoreArgs(ctx, OIDC, settings.prompt_store.writer_github_subjects))
+        subjects = settings.prompt_store.writer_github_subjects
+        PromptStore("store", PromptStoreArgs(ctx, OIDC, subjects, gateway_routes=routes))
 
     pulumi_mocks.set_mocks(recorder, project="llmops", stack="test", preview=False)
     _sync_await(run_pulumi_func(program))
@@ -93,6 +98,7 @@ def internal():
         "internal",
         noncurrentVersionExpirationDays=90,
         protectedAliases=["production", "staging"],
+        minPassRate=0.85,
         writerGithubSubjects=[SUBJECT],
     )
 
@@ -164,12 +170,25 @@ def test_other_stacks_skip_object_lock_and_may_expire_old_versions(internal):
     assert not any("expiration" in r for r in rules), "current prompts never expire"
 
 
-def test_registry_config_carries_the_protected_aliases(regulated, internal):
-    for (resources, _), expected in ((regulated, ["production"]), (internal, ["production", "staging"])):
+def test_registry_config_carries_the_gate_settings_and_the_gateway_routes(regulated, internal):
+    expected = [
+        (regulated, {"protected_aliases": ["production"], "min_pass_rate": None}),
+        (internal, {"protected_aliases": ["production", "staging"], "min_pass_rate": 0.85}),
+    ]
+    for (resources, _), gate in expected:
         config = resources["store-registry-config"]["inputs"]
         assert config["key"] == "_registry/config.json"
-        assert json.loads(config["content"]) == {"protected_aliases": expected}
+        assert json.loads(config["content"]) == {**gate, "models": ["qwen-small", "gpt-4o-mini"]}
         assert config["serverSideEncryption"] == "aws:kms" and config["kmsKeyId"].startswith("arn:aws:kms:")
+    resources, _ = declare("internal", routes=None)
+    assert json.loads(resources["store-registry-config"]["inputs"]["content"])["models"] is None
+
+
+def test_registry_config_is_what_the_registry_reads(internal):
+    resources, _ = internal
+    content = json.loads(resources["store-registry-config"]["inputs"]["content"])
+    config = RegistryConfig.parse(content, "plan")
+    assert config == RegistryConfig(("production", "staging"), ("qwen-small", "gpt-4o-mini"), 0.85)
 
 
 def test_writer_is_assumable_only_by_the_named_github_workflows(regulated):
