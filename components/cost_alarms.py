@@ -20,8 +20,10 @@ import pulumi_aws as aws
 
 from components import iam
 from components.context import AwsContext
+from components.cost_dashboard import usage_dashboard
 from components.lambda_function import VpcPlacement, on_schedule, python_function
 from llmops.cost import gpu_price_environment
+from llmops.prompts.layout import ROOT
 from llmops.settings.cost import CostAlarmSettings
 
 NAMESPACE = "LLMOps"
@@ -83,6 +85,12 @@ class CostAlarmsArgs:
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
     teams: list[TeamAlarm] = field(default_factory=list)
     """Teams from stacks/teams/: each gets alarms at 80% and 100% of its budget's daily share."""
+    prompt_bucket: pulumi.Input[str] | None = None
+    """The prompt registry's bucket: the aggregator reads the eval records there and emits the eval
+    coverage metrics. None: no coverage metrics."""
+    prompt_bucket_arn: pulumi.Input[str] | None = None
+    prompt_key_arn: pulumi.Input[str] | None = None
+    """KMS key of the prompt bucket (the aggregator decrypts eval records with it)."""
 
 
 class CostAlarms(pulumi.ComponentResource):
@@ -91,6 +99,7 @@ class CostAlarms(pulumi.ComponentResource):
     spend_queue_url: pulumi.Output[str]
     slack_secret_arn: pulumi.Output[str] | None
     function_names: dict[str, pulumi.Output[str]]
+    dashboard_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: CostAlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:cost:CostAlarms", name, None, opts)
@@ -140,7 +149,11 @@ class CostAlarms(pulumi.ComponentResource):
 
         add_alarms(self, name, args, self.alerts_topic_arn, self.guard_topic_arn)
         self.register_outputs(
-            {"alerts_topic_arn": self.alerts_topic_arn, "spend_queue_url": self.spend_queue_url}
+            {
+                "alerts_topic_arn": self.alerts_topic_arn,
+                "spend_queue_url": self.spend_queue_url,
+                "dashboard_name": self.dashboard_name,
+            }
         )
 
     # -- building blocks ---------------------------------------------------------------------
@@ -266,24 +279,40 @@ class CostAlarms(pulumi.ComponentResource):
             opts=self._child,
         )
         objects = bucket_arn.apply(lambda a: f"{a}/{args.logs_prefix}*")
+        statements = [
+            iam.allow(
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
+                queue.arn,
+            ),
+            iam.allow(["s3:GetObject", "s3:GetObjectVersion"], objects),
+            iam.allow(["kms:Decrypt"], [args.logs_key_arn, self._key.arn]),
+            iam.allow(["dynamodb:GetItem", "dynamodb:PutItem"], table.arn),
+        ]
+        environment = {"IDEMPOTENCY_TABLE": table.name, "IDEMPOTENCY_TTL_DAYS": "35"}
+        coverage = args.prompt_bucket is not None
+        if coverage:
+            # Eval coverage reads only the eval records: it lists a version's evals/ prefix and
+            # gets the latest record (llmops/prompts/layout.py).
+            evals = f"{ROOT}*/evals/*"
+            statements += [
+                iam.allow(["s3:ListBucket"], args.prompt_bucket_arn, {"StringLike": {"s3:prefix": [evals]}}),
+                iam.allow(
+                    ["s3:GetObject"],
+                    pulumi.Output.from_input(args.prompt_bucket_arn).apply(lambda a: f"{a}/{evals}"),
+                ),
+                iam.allow(["kms:Decrypt"], args.prompt_key_arn),
+            ]
+            environment["PROMPT_BUCKET"] = args.prompt_bucket
         function = self._function(
             "spend-aggregator",
             "spend_aggregator",
-            [
-                iam.allow(
-                    [
-                        "sqs:ReceiveMessage",
-                        "sqs:DeleteMessage",
-                        "sqs:GetQueueAttributes",
-                        "sqs:ChangeMessageVisibility",
-                    ],
-                    queue.arn,
-                ),
-                iam.allow(["s3:GetObject", "s3:GetObjectVersion"], objects),
-                iam.allow(["kms:Decrypt"], [args.logs_key_arn, self._key.arn]),
-                iam.allow(["dynamodb:GetItem", "dynamodb:PutItem"], table.arn),
-            ],
-            {"IDEMPOTENCY_TABLE": table.name, "IDEMPOTENCY_TTL_DAYS": "35"},
+            statements,
+            environment,
             timeout=AGGREGATOR_TIMEOUT_SECONDS,
             memory_size=512,
             reserved=AGGREGATOR_CONCURRENCY,
@@ -308,6 +337,18 @@ class CostAlarms(pulumi.ComponentResource):
             # S3 checks at creation that it may send to the queue: the queue policy comes first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]),
         )
+        teams = {t.team for t in args.teams} | {b.team for b in args.settings.team_budgets}
+        settings = ctx.settings
+        self.dashboard_name = usage_dashboard(
+            self,
+            self._name,
+            self._prefix,
+            settings.environment,
+            settings.region,
+            sorted(teams),
+            function.logging_config.apply(lambda c: c.log_group),
+            coverage,
+        ).dashboard_name
         return queue.url
 
     def _notifier(self) -> pulumi.Output[str]:

@@ -148,6 +148,19 @@ class Platform(pulumi.ComponentResource):
             ),
             in_aws,
         )
+        # The account's GitHub Actions OIDC provider has this fixed ARN (ci_access creates it).
+        github_oidc = f"arn:{ctx.partition}:iam::{ctx.account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
+        self.prompt_store = PromptStore(
+            f"{name}-prompts",
+            PromptStoreArgs(
+                ctx,
+                github_oidc,
+                settings.prompt_store.writer_github_subjects,
+                # What the gateway serves (llmops/gateway/config.py: model_name of each route).
+                gateway_routes=[m.name for m in settings.models] + settings.gateway.external_model_names(),
+            ),
+            in_aws,
+        )
         self.cost_alarms = CostAlarms(
             f"{name}-cost",
             CostAlarmsArgs(
@@ -174,14 +187,10 @@ class Platform(pulumi.ComponentResource):
                     )
                     for t in teams or []
                 ],
+                prompt_bucket=self.prompt_store.bucket_name,
+                prompt_bucket_arn=self.prompt_store.bucket_arn,
+                prompt_key_arn=self.prompt_store.key_arn,
             ),
-            in_aws,
-        )
-        # The account's GitHub Actions OIDC provider has this fixed ARN (ci_access creates it).
-        github_oidc = f"arn:{ctx.partition}:iam::{ctx.account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
-        self.prompt_store = PromptStore(
-            f"{name}-prompts",
-            PromptStoreArgs(ctx, github_oidc, settings.prompt_store.writer_github_subjects),
             in_aws,
         )
         self.teams = None

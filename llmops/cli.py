@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "llmops.policy",
     "llmops.cost",
     "llmops.prompts.cli",
+    "llmops.evals.cli",
     "llmops.preflight",
     "llmops.verify",
     "llmops.diff",

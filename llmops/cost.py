@@ -58,31 +58,13 @@ def aggregate_files(files: list[Path], environment: str, out=None, err=None) -> 
     """Prints EMF records for each file; returns 0, or 2 when any line was malformed."""
     out = out or sys.stdout
     err = err or sys.stderr
-    unusable = []
-    for path in files:  # every file opens before any record is printed (llmops/inputs.py's messages)
-        try:
-            open_binary(path, SPEND_LOG).close()
-        except InputError as problem:
-            unusable.append(problem)
-    if unusable:
-        # Files that do not exist are "not found" (exit 1, docs/cost.md); a directory or an
-        # unreadable file is bad input (2). One line either way.
-        code = EXIT_NOT_FOUND if all(p.reason == "missing" for p in unusable) else EXIT_USAGE
-        raise LlmopsError("; ".join(str(p) for p in unusable), code)
+    check_spend_logs(files)  # every file opens before any record is printed
     if not environment.strip():
         raise LlmopsError("--environment must not be empty", EXIT_USAGE)
     malformed = 0
     for path in files:
-
-        def report(line_no: int, reason: str, path: Path = path) -> None:
-            print(f"{path}:{line_no}: {reason}", file=err)
-
-        aggregator = Aggregator(on_malformed=report)
-        try:
-            with open_binary(path, SPEND_LOG) as stream:
-                aggregator.add_stream(stream, path.name)
-        except (OSError, EOFError, zlib.error) as exc:  # unreadable file, truncated or corrupt gzip
-            print(f"{path}: cannot read: {exc}", file=err)
+        aggregator = Aggregator()
+        if not read_spend_log(path, aggregator, err):
             malformed += 1
             continue
         for record in aggregator.emf_records(environment, source=str(path)):
@@ -92,3 +74,34 @@ def aggregate_files(files: list[Path], environment: str, out=None, err=None) -> 
         print(f"{malformed} malformed line(s) skipped", file=err)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def check_spend_logs(files: list[Path]) -> None:
+    """Every file opens before any is read, as `llmops cost aggregate` checks them: files that do
+    not exist are "not found" (exit 1), a directory or an unreadable file is bad input (2)."""
+    unusable = []
+    for path in files:
+        try:
+            open_binary(path, SPEND_LOG).close()
+        except InputError as problem:
+            unusable.append(problem)
+    if unusable:
+        code = EXIT_NOT_FOUND if all(p.reason == "missing" for p in unusable) else EXIT_USAGE
+        raise LlmopsError("; ".join(str(p) for p in unusable), code)
+
+
+def read_spend_log(path: Path, aggregator: Aggregator, err) -> bool:
+    """Adds one file to the aggregator, reporting malformed lines on `err` as FILE:LINE: reason;
+    False when the file cannot be read to the end (truncated or corrupt gzip, I/O error)."""
+
+    def report(line_no: int, reason: str) -> None:
+        print(f"{path}:{line_no}: {reason}", file=err)
+
+    aggregator.on_malformed = report
+    try:
+        with open_binary(path, SPEND_LOG) as stream:
+            aggregator.add_stream(stream, path.name)
+    except (OSError, EOFError, zlib.error) as exc:
+        print(f"{path}: cannot read: {exc}", file=err)
+        return False
+    return True

@@ -88,11 +88,21 @@ FILE_COMMANDS: dict[tuple[str, ...], list[Row]] = {
         Row(("diff", "{bad}", "{plan}"), suffix=".json"),
         Row(("diff", "{plan}", "{bad}"), suffix=".json"),
     ],
+    ("eval", "run"): [
+        Row(("eval", "run", "p", "--eval-set", "{bad}")),
+        # --report is written, not read: the same bad file is the eval set too, so the first
+        # error names it either way.
+        Row(("eval", "run", "p", "--eval-set", "{bad}", "--report", "{bad}"), parsed=False),
+    ],
+    ("eval", "coverage"): [Row(("eval", "coverage", "{bad}"), suffix=".jsonl", outcomes=COST_OUTCOMES)],
+    ("prompts", "promote"): [
+        Row(("prompts", "promote", "p", "1", "--alias", "production", "--reason", "r", "--eval-set", "{bad}"))
+    ],
 }
 NO_FILE_COMMANDS = {
     ("policy", "catalogue"),
     ("policy", "configs"),
-    *(("prompts", c) for c in ("get", "list", "history", "diff", "promote", "rollback", "audit")),
+    *(("prompts", c) for c in ("get", "list", "history", "diff", "rollback", "audit")),
 }
 FILE_DESTS = {"stack", "stacks", "plan", "target", "file", "files", "path", "paths", "config", "report"}
 

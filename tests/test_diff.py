@@ -47,6 +47,10 @@ CHANGED = {
     ("kubernetes:karpenter.sh/v1:NodePool", "llmops-dev-gpu-l4-spot"),
     ("kubernetes:core/v1:ConfigMap", "llmops-dev-gateway-config"),  # the model in the LiteLLM config
     ("kubernetes:apps/v1:Deployment", "llmops-dev-gateway-deployment"),  # its config checksum
+    (
+        "aws:s3/bucketObjectv2:BucketObjectv2",
+        "llmops-dev-prompts-registry-config",
+    ),  # the routes prompts may use
 }
 
 
@@ -273,12 +277,13 @@ def test_markdown_starts_with_the_marker_and_the_summary(diff, base, head):
     lines = comment.splitlines()
     assert lines[0] == MARKER
     counts = f"{len(base['resources'])} | {len(head['resources'])}"
-    assert f"| resources | {counts} | 8 added, 4 changed, 0 removed |" in lines
+    assert f"| resources | {counts} | 8 added, 5 changed, 0 removed |" in lines
     assert any(line.startswith("| monthly cost at minimum scale (USD) |") for line in lines)
     assert any(line.startswith("| monthly cost at maximum GPU scale (USD) |") for line in lines)
     assert "✅ No new mandatory policy violation or broken contract." in lines
     assert comment.index("| resources |") < comment.index("<details><summary>cluster (+0 ~1 -0)</summary>")
-    assert comment.count("<details>") == comment.count("</details>") == 4  # cluster, gateway, gpu, serving
+    # cluster, gateway, gpu, prompts (the routes in the registry config), serving
+    assert comment.count("<details>") == comment.count("</details>") == 5
 
 
 def test_json_is_everything(diff, head):

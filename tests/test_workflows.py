@@ -21,7 +21,7 @@ def run(tool: str, *args) -> subprocess.CompletedProcess:
 
 
 def test_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"checks.yml", "preview.yml", "deploy.yml"}
+    assert {p.name for p in WORKFLOWS} == {"checks.yml", "preview.yml", "deploy.yml", "prompt-evals.yml"}
 
 
 def test_workflows_match_the_schema():

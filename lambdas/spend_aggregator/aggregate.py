@@ -10,6 +10,8 @@ object) or as batched JSON Lines (`.jsonl`), optionally gzip-compressed.
 
 Output: one CloudWatch Embedded Metric Format record per (team, model, route) group, see
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+and, for eval coverage, one per (team, prompt, version) group: `coverage_records`, given a
+function that tells whether a prompt version is covered (the caller looks that up in the registry).
 
 Memory is bounded by the number of groups: input is streamed line by line and only the
 running sums per group are kept (a `.json` object holds one record and is read whole, up to
@@ -22,6 +24,7 @@ import gzip
 import io
 import ipaddress
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -43,6 +46,13 @@ DIMENSION_SETS = [
     ["Environment", "Team", "Model"],
     ["Environment", "Model", "Route"],
 ]
+# Eval coverage (docs/cost.md "Eval coverage"): requests counted for it (all but eval traffic) and
+# those whose prompt version's latest eval record is a passing harness run.
+COVERAGE_METRICS = (("CoverageRequests", "Count"), ("EvalCoveredRequests", "Count"))
+COVERAGE_DIMENSION_SETS = [["Environment", "Team"]]
+# A registry prompt name (llmops/prompts/format.py NAME); anything else names no prompt version.
+PROMPT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_VERSION_DIGITS = 9
 UNASSIGNED = "unassigned"  # requests made with a key that belongs to no team
 UNKNOWN_MODEL = "unknown"
 SELF_HOSTED = "self-hosted"
@@ -87,11 +97,22 @@ class _Labels(msgspec.Struct):
     team: Any = None
 
 
+class _Requester(msgspec.Struct):
+    """`metadata.requester_metadata`: the request's own `metadata` as the client sent it (LiteLLM's
+    proxy copies it there, proxy/litellm_pre_call_utils.py). `PromptClient` puts the prompt's name
+    and version in it; the eval runner adds `llmops_eval`."""
+
+    prompt_name: Any = None
+    prompt_version: Any = None
+    llmops_eval: Any = None
+
+
 class _Metadata(msgspec.Struct):
-    """The parts of `metadata` that attribute a request to a team."""
+    """The parts of `metadata` that attribute a request to a team and to a prompt version."""
 
     user_api_key_team_id: Any = None
     spend_logs_metadata: _Labels | None = None
+    requester_metadata: _Requester | None = None
 
 
 class SpendFields(msgspec.Struct):
@@ -140,9 +161,15 @@ def _fields_of(record: dict) -> SpendFields:
     metadata = get("metadata")
     if type(metadata) is dict:
         labels = metadata.get("spend_logs_metadata")
+        requester = metadata.get("requester_metadata")
         metadata = _Metadata(
             metadata.get("user_api_key_team_id"),
             _Labels(labels.get("team")) if type(labels) is dict else None,
+            _Requester(
+                requester.get("prompt_name"), requester.get("prompt_version"), requester.get("llmops_eval")
+            )
+            if type(requester) is dict
+            else None,
         )
     else:
         metadata = None
@@ -182,6 +209,48 @@ def _team_of(metadata: _Metadata | None, tags: object) -> object:
     return None
 
 
+def is_eval_traffic(requester: _Requester | None) -> bool:
+    """A request the eval harness made (`llmops_eval: true`; "true" too, since OpenAI-style
+    metadata values are often strings)."""
+    if requester is None:
+        return False
+    flag = requester.llmops_eval
+    return flag is True or (type(flag) is str and flag.lower() == "true")
+
+
+def prompt_of(requester: _Requester | None) -> tuple[str | None, int | None]:
+    """(prompt name, version) the request names; None for what it does not name validly.
+    `PromptClient` sends the version as a string ("2"); a number is accepted too."""
+    if requester is None:
+        return None, None
+    name, version = requester.prompt_name, requester.prompt_version
+    if type(name) is not str or not PROMPT_NAME.fullmatch(name):
+        return None, None
+    if (
+        type(version) is str
+        and version.isascii()
+        and version.isdigit()
+        and len(version) <= MAX_VERSION_DIGITS
+    ):
+        version = int(version)
+    if type(version) is not int or not 0 < version < 10**MAX_VERSION_DIGITS:
+        return name, None
+    return name, version
+
+
+def covers(record: object, name: str, version: int) -> bool:
+    """Whether an eval record (a version's latest) makes the version covered: a harness run
+    (`llmops eval run --record`) of this prompt and version that passed. Manual records never do."""
+    return (
+        type(record) is dict
+        and record.get("kind") == "harness"
+        and record.get("passed") is True
+        and record.get("prompt") == name
+        and type(record.get("version")) is int
+        and record["version"] == version
+    )
+
+
 def _dimension(value: object, fallback: str) -> str:
     if not isinstance(value, str):
         return fallback
@@ -196,11 +265,24 @@ class Aggregator:
     are kept in `samples` as (line number, reason), and `on_malformed` (if given) sees every one.
     """
 
-    __slots__ = ("_route_cache", "groups", "malformed", "on_malformed", "records", "samples")
+    __slots__ = (
+        "_route_cache",
+        "eval_requests",
+        "groups",
+        "malformed",
+        "on_malformed",
+        "prompts",
+        "records",
+        "samples",
+    )
 
     def __init__(self, on_malformed: Callable[[int, str], None] | None = None):
         # group key -> [cost, prompt, completion, requests, errors, latest end time (s)]
         self.groups: dict[tuple[str, str, str], list] = {}
+        # (team, prompt name | None, version | None) -> [requests, latest end time (s)], eval
+        # traffic excluded (counted in eval_requests)
+        self.prompts: dict[tuple[str, str | None, int | None], list] = {}
+        self.eval_requests = 0
         self.records = 0
         self.malformed = 0
         self.samples: list[tuple[int, str]] = []
@@ -272,6 +354,17 @@ class Aggregator:
             group[4] += 1
         if type(end) in (float, int) and end > group[5]:
             group[5] = end
+        requester = record.metadata.requester_metadata if record.metadata is not None else None
+        if is_eval_traffic(requester):
+            self.eval_requests += 1
+        else:
+            ref = (key[0], *prompt_of(requester))
+            usage = self.prompts.get(ref)
+            if usage is None:
+                usage = self.prompts[ref] = [0, 0.0]
+            usage[0] += 1
+            if type(end) in (float, int) and end > usage[1]:
+                usage[1] = end
         self.records += 1
         return True
 
@@ -363,6 +456,55 @@ class Aggregator:
             out.append(record)
         return out
 
+    def prompt_versions(self) -> set[tuple[str, int]]:
+        """Every (prompt, version) the counted requests name: what `coverage_records` asks about."""
+        return {
+            (name, version) for _, name, version in self.prompts if name is not None and version is not None
+        }
+
+    def coverage_records(
+        self,
+        environment: str,
+        covered: Callable[[str, int], bool],
+        source: str | None = None,
+        now: float | None = None,
+    ) -> list[dict]:
+        """One EMF record per (team, prompt, version), sorted; `covered(name, version)` says whether
+        the version's latest eval record `covers` it. Requests that name no valid prompt version are
+        never covered. Prompt, PromptVersion and UncoveredRequests are properties, not dimensions:
+        free, and what Logs Insights lists the uncovered prompt versions by."""
+        fallback_ms = int((time.time() if now is None else now) * 1000)
+        out = []
+        for (team, name, version), (requests, end) in sorted(
+            self.prompts.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][2] or 0)
+        ):
+            is_covered = name is not None and version is not None and covered(name, version)
+            record: dict = {
+                "_aws": {
+                    "Timestamp": int(end * 1000) if end else fallback_ms,
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": NAMESPACE,
+                            "Dimensions": COVERAGE_DIMENSION_SETS,
+                            "Metrics": [{"Name": n, "Unit": u} for n, u in COVERAGE_METRICS],
+                        }
+                    ],
+                },
+                "Environment": environment,
+                "Team": team,
+                "CoverageRequests": requests,
+                "EvalCoveredRequests": requests if is_covered else 0,
+                "UncoveredRequests": 0 if is_covered else requests,
+            }
+            if name is not None:
+                record["Prompt"] = name
+            if version is not None:
+                record["PromptVersion"] = version
+            if source:
+                record["SourceObject"] = source
+            out.append(record)
+        return out
+
 
 def open_spend_log(stream: IO[bytes] | object, name: str) -> Iterator[tuple[str, IO[bytes]]]:
     """Yields one ("document" | "lines", binary stream) for the object, gunzipped if needed."""
@@ -423,6 +565,11 @@ def merge(into: Aggregator, other: Aggregator) -> None:
         for i in range(5):
             mine[i] += group[i]
         mine[5] = max(mine[5], group[5])
+    for ref, usage in other.prompts.items():
+        mine = into.prompts.setdefault(ref, [0, 0.0])
+        mine[0] += usage[0]
+        mine[1] = max(mine[1], usage[1])
+    into.eval_requests += other.eval_requests
     into.records += other.records
     into.malformed += other.malformed
     into.samples.extend(other.samples[: max(0, MAX_MALFORMED_SAMPLES - len(into.samples))])

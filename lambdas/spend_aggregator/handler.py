@@ -17,8 +17,17 @@ Failures are reported per SQS message (`batchItemFailures`; the event source map
 `ReportBatchItemFailures`), so one bad object never re-runs the whole batch; after the
 queue's maxReceiveCount a message goes to the DLQ.
 
+Eval coverage (with PROMPT_BUCKET set): for every prompt version the object's requests name, the
+version's latest eval record in the prompt registry (`prompts/<name>/evals/<version:06d>/`, the
+greatest record key) says whether it is covered (`aggregate.covers`); the handler prints one
+coverage EMF record per (team, prompt, version) after the cost records. Answers are cached for
+EVAL_CACHE_SECONDS across warm invocations and looked up once per invocation, at most
+MAX_EVAL_LOOKUPS per invocation; a version that could not be looked up counts as not covered
+(coverage is never over-reported, and the cost metrics never wait for the registry).
+
 Environment: ENVIRONMENT (metric dimension), IDEMPOTENCY_TABLE (DynamoDB table, hash key
-`pk` string), IDEMPOTENCY_TTL_DAYS (default 35: longer than the queue's retention).
+`pk` string), IDEMPOTENCY_TTL_DAYS (default 35: longer than the queue's retention), PROMPT_BUCKET
+(the prompt registry; unset: no coverage records).
 
 The standard library, boto3 (in the Lambda Python runtime) and msgspec, which the component
 zips with the handler (lambdas/spend_aggregator/requirements.txt, `make lambda-deps`).
@@ -28,17 +37,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
+from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import unquote_plus
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .aggregate import Aggregator  # the zip holds the folder: `spend_aggregator.handler.handler`
+from .aggregate import Aggregator, covers  # the zip holds the folder: `spend_aggregator.handler.handler`
 
 _MISSING = ("NoSuchKey", "NoSuchVersion", "404")
+# Eval record keys as the registry writes them (llmops/prompts/registry.py EVAL_RECORD): a UTC
+# timestamp first, so the greatest key is the latest record; report files never match.
+EVAL_RECORD = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.json")
+EVAL_CACHE_SECONDS = 300.0  # a new eval record shows in coverage within this time
+MAX_EVAL_LOOKUPS = 50  # registry lookups per invocation (each: a listing and one GetObject)
+MAX_EVAL_LIST_PAGES = 5  # of up to 1,000 keys under one version's evals/ prefix
+_eval_cache: dict[tuple[str, str, int], tuple[bool, float]] = {}  # -> (covered, expires at)
 
 
 @cache
@@ -55,6 +73,7 @@ def reset_clients() -> None:
     """Tests call this after starting moto so new clients are created inside the mock."""
     _s3.cache_clear()
     _dynamodb.cache_clear()
+    _eval_cache.clear()
 
 
 def log(level: str, message: str, **fields) -> None:
@@ -68,12 +87,64 @@ def emit(record: dict) -> None:
     print(json.dumps(record, separators=(",", ":")))
 
 
+@dataclass
+class EvalLookups:
+    """One invocation's registry lookups: answers newer than its start are reused, at most
+    MAX_EVAL_LOOKUPS are made."""
+
+    started: float = field(default_factory=time.monotonic)
+    made: int = 0
+    skipped: int = 0
+
+    def covered(self, name: str, version: int) -> bool:
+        bucket = os.environ["PROMPT_BUCKET"]
+        cached = _eval_cache.get((bucket, name, version))
+        if cached is not None and cached[1] > self.started:
+            return cached[0]
+        if self.made >= MAX_EVAL_LOOKUPS:
+            self.skipped += 1
+            return False
+        self.made += 1
+        try:
+            covered = covers(latest_eval_record(bucket, name, version), name, version)
+        except (ClientError, BotoCoreError, ValueError) as err:  # not cached: asked again next time
+            log(
+                "ERROR",
+                "eval record lookup failed; counted as not covered",
+                prompt=name,
+                version=version,
+                error=repr(err),
+            )
+            return False
+        _eval_cache[(bucket, name, version)] = (covered, time.monotonic() + EVAL_CACHE_SECONDS)
+        return covered
+
+
+def latest_eval_record(bucket: str, name: str, version: int) -> object:
+    """The version's latest eval record (decoded JSON), or None when it has none."""
+    prefix = f"prompts/{name}/evals/{version:06d}/"
+    latest = None  # the greatest record id
+    pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for number, page in enumerate(pages):
+        if number == MAX_EVAL_LIST_PAGES:  # the latest record would be on a later page: never guess
+            raise ValueError(f"more than {number} pages of keys under s3://{bucket}/{prefix}")
+        for obj in page.get("Contents", []):
+            record_id = obj["Key"][len(prefix) :]
+            if EVAL_RECORD.fullmatch(record_id) and (latest is None or record_id > latest):
+                latest = record_id
+    if latest is None:
+        return None
+    with _s3().get_object(Bucket=bucket, Key=f"{prefix}{latest}")["Body"] as body:
+        return json.loads(body.read())
+
+
 def handler(event: dict, context: object = None) -> dict:
     failures = []
+    lookups = EvalLookups()
     for message in event.get("Records", []):
         message_id = message.get("messageId", "?")
         try:
-            process_message(message)
+            process_message(message, lookups)
         except Exception as err:  # report this message only; the rest of the batch succeeds
             log(
                 "ERROR",
@@ -86,7 +157,7 @@ def handler(event: dict, context: object = None) -> dict:
     return {"batchItemFailures": failures}
 
 
-def process_message(message: dict) -> None:
+def process_message(message: dict, lookups: EvalLookups) -> None:
     body = json.loads(message["body"])
     if body.get("Type") == "Notification" and "Message" in body:  # S3 -> SNS -> SQS fan-out
         body = json.loads(body["Message"])
@@ -108,10 +179,13 @@ def process_message(message: dict) -> None:
             version_id=obj.get("versionId") or None,
             # Unversioned buckets: ETag plus the per-key event sequencer tells writes apart.
             etag=":".join(filter(None, (obj.get("eTag"), obj.get("sequencer")))) or None,
+            lookups=lookups,
         )
 
 
-def process_object(bucket: str, key: str, version_id: str | None, etag: str | None) -> None:
+def process_object(
+    bucket: str, key: str, version_id: str | None, etag: str | None, lookups: EvalLookups
+) -> None:
     environment = os.environ.get("ENVIRONMENT", "dev")
     table = os.environ["IDEMPOTENCY_TABLE"]
     ttl_days = int(os.environ.get("IDEMPOTENCY_TTL_DAYS", "35"))
@@ -136,11 +210,24 @@ def process_object(bucket: str, key: str, version_id: str | None, etag: str | No
     aggregator = Aggregator()
     with response["Body"] as body:
         aggregator.add_stream(body, key)
+    coverage = []
+    if os.environ.get("PROMPT_BUCKET"):  # looked up before the claim: a timeout here claims nothing
+        skipped = lookups.skipped
+        coverage = aggregator.coverage_records(environment, lookups.covered, source=source)
+        if lookups.skipped > skipped:
+            log(
+                "WARNING",
+                "too many prompt versions in one invocation; the rest counted as not covered",
+                object=source,
+                notLookedUp=lookups.skipped - skipped,
+            )
 
     if not _claim(table, pk, ttl_days, aggregator.records):
         log("INFO", "duplicate delivery; object already counted", object=source, idempotencyKey=pk)
         return
     for record in aggregator.emf_records(environment, source=source):
+        emit(record)
+    for record in coverage:
         emit(record)
     if aggregator.malformed:
         log(
@@ -156,6 +243,7 @@ def process_object(bucket: str, key: str, version_id: str | None, etag: str | No
         object=source,
         records=aggregator.records,
         groups=len(aggregator.groups),
+        evalRequests=aggregator.eval_requests,
         malformedLines=aggregator.malformed,
         seconds=round(time.monotonic() - started, 3),
     )

@@ -17,6 +17,7 @@ function's code archive.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -52,7 +53,8 @@ class Call:
     operation: str  # API operation, e.g. GetSecretValue
     file: str
     line: int
-    # keyword -> "env:NAME", "lit:VALUE" or "doc:FILE:PATH", one entry per place the value may come from
+    # keyword -> "env:NAME", "lit:VALUE", "pat:PATTERN" (an f-string, `*` where it formats a value it
+    # cannot name) or "doc:FILE:PATH", one entry per place the value may come from
     kwargs: tuple[tuple[str, str], ...] = ()
     docs: tuple[tuple[str, Document], ...] = ()  # keyword -> document values (the doc: entries)
 
@@ -65,7 +67,7 @@ class Call:
 
     def _only(self, keyword: str, kind: str) -> str | None:
         found = self.origins(keyword)
-        return found[0][4:] if len(found) == 1 and found[0].startswith(kind) else None
+        return found[0][len(kind) :] if len(found) == 1 and found[0].startswith(kind) else None
 
     def env(self, keyword: str) -> str | None:
         """The environment variable a keyword argument comes from, if the code reads it there only."""
@@ -73,6 +75,10 @@ class Call:
 
     def literal(self, keyword: str) -> str | None:
         return self._only(keyword, "lit:")
+
+    def pattern(self, keyword: str) -> str | None:
+        """The value's shape when the code builds it with an f-string (`prompts/*/evals/*`)."""
+        return self._only(keyword, "pat:")
 
     def documents(self, keyword: str) -> list[Document]:
         """The document values a keyword argument comes from (empty when it comes from elsewhere)."""
@@ -125,7 +131,8 @@ def _env_name(node: ast.AST) -> str | None:
 
 DOCUMENT_LOADERS = {"json.loads", "json.load", "yaml.safe_load", "yaml.load"}
 DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
-Origin = tuple  # ("env", NAME) | ("lit", VALUE) | ("doc", Document) | ("param", FUNC, NAME, PATH)
+# ("env", NAME) | ("lit", VALUE) | ("pat", PATTERN) | ("doc", Document) | ("param", FUNC, NAME, PATH)
+Origin = tuple
 
 
 def _own_nodes(node: ast.AST) -> list[ast.AST]:
@@ -269,6 +276,8 @@ class _Flow:
             return {("env", name)}
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return {("lit", node.value)}
+        if isinstance(node, ast.JoinedStr):
+            return {("pat", self._pattern(node, scope))}
         if isinstance(node, ast.Name):  # the scope's own names, then enclosing functions', then the module's
             while scope is not None and not self.envs.get(scope, {}).get(node.id):
                 scope = scope.rpartition(".")[0] or None
@@ -285,6 +294,18 @@ class _Flow:
         if isinstance(node, ast.Call):
             return self._call(node, scope)
         return set()
+
+    def _pattern(self, node: ast.JoinedStr, scope: str | None) -> str:
+        """An f-string's shape: its constant parts, the one constant or pattern a formatted name
+        holds, `*` for anything else."""
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+                continue
+            known = {o[1] for o in self.eval(value.value, scope) if o[0] in ("lit", "pat")}
+            parts.append(known.pop() if len(known) == 1 and value.format_spec is None else "*")
+        return re.sub(r"\*+", "*", "".join(parts))
 
     def _call(self, node: ast.Call, scope: str | None) -> set[Origin]:
         func = node.func

@@ -19,7 +19,18 @@ RESOURCE_KEYWORDS = {
     "secretsmanager": "SecretId",
     "sqs": "QueueUrl",
     "dynamodb": "TableName",
+    "s3": "Bucket",
 }
+# Amazon S3 operations whose IAM action is named otherwise, and those that act on the bucket rather
+# than on an object (Service Authorization Reference, "Actions defined by Amazon S3").
+S3_ACTIONS = {
+    "ListObjectsV2": "ListBucket",
+    "ListObjects": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+    "HeadObject": "GetObject",
+    "HeadBucket": "ListBucket",
+}
+S3_BUCKET_OPERATIONS = {"ListObjectsV2", "ListObjects", "ListObjectVersions", "HeadBucket"}
 RESOURCE_TYPES = {
     "sns": "aws:sns/topic:Topic",
     "secretsmanager": "aws:secretsmanager/secret:Secret",
@@ -54,6 +65,12 @@ def _kms_key_of(plan: PlanView, resource: dict[str, Any] | None) -> str | None:
                         return default.get("kmsMasterKeyId")
         return None
     return inputs.get("kmsMasterKeyId") or inputs.get("kmsKeyId")
+
+
+def _action(call: Call) -> str:
+    if call.service == "s3":
+        return f"s3:{S3_ACTIONS.get(call.operation, call.operation)}"
+    return call.action
 
 
 def _kms_for(call: Call) -> list[str]:
@@ -178,13 +195,16 @@ def _target(
     candidates = [env[name]] if name and name in env else list(env.values())
     types = RESOURCE_TYPES.get(call.service)
     resolved = [r for r in (plan.resolve(v, types) for v in candidates if types) if r is not None]
-    if call.service == "s3":
+    if call.service == "s3" and name is None:  # the bucket of the function's object events
         buckets = event_buckets(plan, function)
         if buckets:
             bucket, prefix = buckets[0]
             return f"{plan.arn(bucket)}/{prefix}object", bucket
     if len({r["name"] for r in resolved}) == 1:
-        return plan.arn(resolved[0]), resolved[0]
+        arn = plan.arn(resolved[0])
+        if call.service == "s3" and call.operation not in S3_BUCKET_OPERATIONS:
+            arn = f"{arn}/{call.pattern('Key') or call.literal('Key') or '*'}"
+        return arn, resolved[0]
     if name and name in env and str(env[name]).startswith("arn:"):
         return env[name], None
     return None, None
@@ -254,11 +274,11 @@ def lambda_code(plan: PlanView) -> Iterator[Finding]:
         keys: list[tuple[str, list[str], str]] = []
         for call in scan(folder).calls:
             for arn, target in _targets(plan, function, call):
-                needs.append((call.action, arn, _why(call)))
+                needs.append((_action(call), arn, _why(call)))
                 key = _kms_key_of(plan, target)
                 for action in _kms_for(call) if key else []:
-                    needs.append((action, key, f"{call.action} on a resource encrypted with it"))
-                    keys.append((key, [action], f"{call.action} by {function['name']}"))
+                    needs.append((action, key, f"{_action(call)} on a resource encrypted with it"))
+                    keys.append((key, [action], f"{_action(call)} by {function['name']}"))
         for mapping in plan.of_type("aws:lambda/eventSourceMapping:EventSourceMapping"):
             if mapping["inputs"].get("functionName") in (plan.arn(function), function["inputs"].get("name")):
                 queue_arn = mapping["inputs"].get("eventSourceArn")
