@@ -487,6 +487,25 @@ def test_lambda_call_its_role_does_not_allow(docs):
     )
 
 
+@pytest.mark.parametrize(
+    ("dropped", "action"),
+    [("s3:ListBucket", "s3:ListBucket"), (["s3:GetObject"], "s3:GetObject")],
+)
+def test_aggregator_reading_eval_records_its_role_does_not_cover(docs, dropped, action):
+    """The coverage lookup lists and reads the prompt bucket's eval records (PROMPT_BUCKET)."""
+
+    def change(policy):
+        policy_doc(
+            policy,
+            lambda st: [
+                s for s in st if not (s["Action"] in (dropped, [dropped]) and "prompts" in json.dumps(s))
+            ],
+        )
+
+    findings = broken(docs["prod"], ("llmops-prod-cost-spend-aggregator-policy", change))
+    assert_flags(findings, "permissions-lambda-code", "llmops-prod-cost-spend-aggregator", action, "prompts")
+
+
 def test_lambda_publishing_to_an_encrypted_topic_without_its_key(docs):
     def change(policy):
         policy_doc(
