@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from llmops.gateway.config import (
 )
 from llmops.settings import from_config
 from llmops.verify.metrics import selectors
+from tests.local_servers import free_port, wait_http
 from tests.stubs.openai_stub import REPLY, OpenAIStub
 from tests.tls_certs import issue
 
@@ -78,25 +78,6 @@ SETTINGS = {
         }
     ),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, context=None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
 
 
 @pytest.fixture(scope="module")

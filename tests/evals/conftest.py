@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,6 +26,7 @@ import llmops.cli
 from llmops.prompts.format import PromptFile
 from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.s3 import make_clients
+from tests.local_servers import free_port, wait_http
 from tests.stubs.model_stub import ModelStub
 from tests.tls_certs import issue
 
@@ -40,25 +38,6 @@ LOGS_BUCKET = "llmops-test-eval-spend-logs"
 # USD per token (input, output) of each gateway route; LiteLLM prices every call from these.
 PRICES = {"qwen-small": (1e-6, 2e-6), "judge-large": (1e-5, 3e-5)}
 START_TIMEOUT_S = 180
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, context=None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
 
 
 def expected_cost(model: str, tokens: dict) -> float:
