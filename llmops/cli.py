@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "llmops.preflight",
     "llmops.verify",
     "llmops.diff",
+    "llmops.rag.cli",
 ]
 
 

@@ -98,6 +98,9 @@ FILE_COMMANDS: dict[tuple[str, ...], list[Row]] = {
     ("prompts", "promote"): [
         Row(("prompts", "promote", "p", "1", "--alias", "production", "--reason", "r", "--eval-set", "{bad}"))
     ],
+    # --path is a qdrant-client local store: a directory, never read as a file.
+    ("rag", "freshness"): [Row(("rag", "freshness", "--path", "{bad}"), parsed=False)],
+    ("rag", "erase"): [Row(("rag", "erase", "--source-id", "s", "--path", "{bad}"), parsed=False)],
 }
 NO_FILE_COMMANDS = {
     ("policy", "catalogue"),

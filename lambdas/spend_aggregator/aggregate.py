@@ -12,10 +12,13 @@ Output: one CloudWatch Embedded Metric Format record per (team, model, route) gr
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 and, for eval coverage, one per (team, prompt, version) group: `coverage_records`, given a
 function that tells whether a prompt version is covered (the caller looks that up in the registry).
+Requests whose metadata carries `retrieval` (llmops.rag.retrieval_metadata) add, per group, the
+age of the newest and the oldest retrieved document at request time (`emf_records`, after the
+cost records; docs/retrieval.md "Age of what answered").
 
 Memory is bounded by the number of groups: input is streamed line by line and only the
 running sums per group are kept (a `.json` object holds one record and is read whole, up to
-MAX_DOCUMENT_BYTES).
+MAX_DOCUMENT_BYTES), plus two floats per request that carried retrieval metadata.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -50,6 +54,14 @@ DIMENSION_SETS = [
 # those whose prompt version's latest eval record is a passing harness run.
 COVERAGE_METRICS = (("CoverageRequests", "Count"), ("EvalCoveredRequests", "Count"))
 COVERAGE_DIMENSION_SETS = [["Environment", "Team"]]
+# Retrieved-document age (docs/retrieval.md): one value per request, so CloudWatch computes any
+# statistic (dashboards: p50 and p90, Maximum of the oldest). EMF carries up to 100 values per metric.
+RETRIEVAL_METRICS = (
+    ("RetrievedNewestDocumentAgeSeconds", "Seconds"),
+    ("RetrievedOldestDocumentAgeSeconds", "Seconds"),
+)
+RETRIEVAL_DIMENSION_SETS = [["Environment", "Team"], ["Environment", "Model", "Route"]]
+MAX_EMF_VALUES = 100
 # A registry prompt name (llmops/prompts/format.py NAME); anything else names no prompt version.
 PROMPT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_VERSION_DIGITS = 9
@@ -105,6 +117,7 @@ class _Requester(msgspec.Struct):
     prompt_name: Any = None
     prompt_version: Any = None
     llmops_eval: Any = None
+    retrieval: Any = None  # llmops.rag.retrieval_metadata: what the answer was built from
 
 
 class _Metadata(msgspec.Struct):
@@ -133,7 +146,8 @@ class SpendFields(msgspec.Struct):
     model_group: Any = None
     custom_llm_provider: Any = None
     api_base: Any = None
-    endTime: Any = None  # LiteLLM spells it so
+    startTime: Any = None  # epoch seconds, as LiteLLM spells it: when the request arrived
+    endTime: Any = None
     request_tags: Any = None
     metadata: _Metadata | None = None
 
@@ -166,7 +180,10 @@ def _fields_of(record: dict) -> SpendFields:
             metadata.get("user_api_key_team_id"),
             _Labels(labels.get("team")) if type(labels) is dict else None,
             _Requester(
-                requester.get("prompt_name"), requester.get("prompt_version"), requester.get("llmops_eval")
+                requester.get("prompt_name"),
+                requester.get("prompt_version"),
+                requester.get("llmops_eval"),
+                requester.get("retrieval"),
             )
             if type(requester) is dict
             else None,
@@ -182,6 +199,7 @@ def _fields_of(record: dict) -> SpendFields:
         model_group=get("model_group"),
         custom_llm_provider=get("custom_llm_provider"),
         api_base=get("api_base"),
+        startTime=get("startTime"),
         endTime=get("endTime"),
         request_tags=get("request_tags"),
         metadata=metadata,
@@ -273,6 +291,9 @@ class Aggregator:
         "on_malformed",
         "prompts",
         "records",
+        "retrieval",
+        "retrieval_problems",
+        "retrieval_samples",
         "samples",
     )
 
@@ -283,6 +304,11 @@ class Aggregator:
         # traffic excluded (counted in eval_requests)
         self.prompts: dict[tuple[str, str | None, int | None], list] = {}
         self.eval_requests = 0
+        # group key -> ([newest document age (s)], [oldest document age (s)]), one pair per request
+        self.retrieval: dict[tuple[str, str, str], tuple[list[float], list[float]]] = {}
+        # Retrieval metadata that could not be read: the record's cost still counts.
+        self.retrieval_problems = 0
+        self.retrieval_samples: list[tuple[int, str]] = []
         self.records = 0
         self.malformed = 0
         self.samples: list[tuple[int, str]] = []
@@ -365,8 +391,38 @@ class Aggregator:
             usage[0] += 1
             if type(end) in (float, int) and end > usage[1]:
                 usage[1] = end
+        if requester is not None and requester.retrieval is not None:
+            self._add_retrieval(key, requester.retrieval, record.startTime, line_no)
         self.records += 1
         return True
+
+    def _add_retrieval(
+        self, key: tuple[str, str, str], retrieval: object, start: object, line_no: int
+    ) -> None:
+        """Ages at request time of the newest and oldest retrieved document (future times read as 0:
+        clock skew). Never raises: a problem is counted in retrieval_problems, the cost is kept."""
+        problem = None
+        if type(retrieval) is not dict:
+            problem = "must be an object"
+        elif type(start) not in (float, int) or not 0 < start < _INF:
+            problem = "record has no startTime to measure the age from"
+        else:
+            raw = (retrieval.get("newest_source_updated_at"), retrieval.get("oldest_source_updated_at"))
+            if raw == (None, None):
+                return  # no dated documents retrieved: nothing to measure
+            newest, oldest = _epoch(raw[0]), _epoch(raw[1])
+            if newest is None or oldest is None or oldest > newest:
+                problem = "newest/oldest_source_updated_at must both be RFC 3339 times, oldest <= newest"
+            else:
+                ages = self.retrieval.get(key)
+                if ages is None:
+                    ages = self.retrieval[key] = ([], [])
+                ages[0].append(max(0.0, start - newest))
+                ages[1].append(max(0.0, start - oldest))
+                return
+        self.retrieval_problems += 1
+        if len(self.retrieval_samples) < MAX_MALFORMED_SAMPLES:
+            self.retrieval_samples.append((line_no, f"metadata.requester_metadata.retrieval: {problem}"))
 
     def add_lines(self, lines: Iterable[bytes | str], first_line: int = 1) -> None:
         """JSON Lines: one record per line; blank lines are ignored, bad ones counted."""
@@ -422,7 +478,9 @@ class Aggregator:
     def emf_records(
         self, environment: str, source: str | None = None, now: float | None = None
     ) -> list[dict]:
-        """One EMF record per group, sorted by (team, model, route).
+        """One EMF record per group, sorted by (team, model, route); then, for the groups whose
+        requests carried retrieval metadata, retrieval-age records (one value per request, up to
+        MAX_EMF_VALUES per record).
 
         The timestamp is the group's latest request end time (so replays land where the cost
         was incurred), or `now` when no record carried one.
@@ -454,6 +512,30 @@ class Aggregator:
             if source:
                 record["SourceObject"] = source  # a property, not a dimension: no metric cost
             out.append(record)
+        for key, (newest, oldest) in sorted(self.retrieval.items()):
+            end = self.groups[key][5]
+            for start in range(0, len(newest), MAX_EMF_VALUES):
+                record = {
+                    "_aws": {
+                        "Timestamp": int(end * 1000) if end else fallback_ms,
+                        "CloudWatchMetrics": [
+                            {
+                                "Namespace": NAMESPACE,
+                                "Dimensions": RETRIEVAL_DIMENSION_SETS,
+                                "Metrics": [{"Name": n, "Unit": u} for n, u in RETRIEVAL_METRICS],
+                            }
+                        ],
+                    },
+                    "Environment": environment,
+                    "Team": key[0],
+                    "Model": key[1],
+                    "Route": key[2],
+                    RETRIEVAL_METRICS[0][0]: newest[start : start + MAX_EMF_VALUES],
+                    RETRIEVAL_METRICS[1][0]: oldest[start : start + MAX_EMF_VALUES],
+                }
+                if source:
+                    record["SourceObject"] = source
+                out.append(record)
         return out
 
     def prompt_versions(self) -> set[tuple[str, int]]:
@@ -504,6 +586,19 @@ class Aggregator:
                 record["SourceObject"] = source
             out.append(record)
         return out
+
+
+def _epoch(value: object) -> float | None:
+    """An RFC 3339 string as epoch seconds (naive means UTC); None for anything else."""
+    if type(value) is not str:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def open_spend_log(stream: IO[bytes] | object, name: str) -> Iterator[tuple[str, IO[bytes]]]:
@@ -569,6 +664,14 @@ def merge(into: Aggregator, other: Aggregator) -> None:
         mine = into.prompts.setdefault(ref, [0, 0.0])
         mine[0] += usage[0]
         mine[1] = max(mine[1], usage[1])
+    for key, (newest, oldest) in other.retrieval.items():
+        mine = into.retrieval.setdefault(key, ([], []))
+        mine[0].extend(newest)
+        mine[1].extend(oldest)
+    into.retrieval_problems += other.retrieval_problems
+    into.retrieval_samples.extend(
+        other.retrieval_samples[: max(0, MAX_MALFORMED_SAMPLES - len(into.retrieval_samples))]
+    )
     into.eval_requests += other.eval_requests
     into.records += other.records
     into.malformed += other.malformed

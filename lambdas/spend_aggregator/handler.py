@@ -3,7 +3,8 @@
 Each SQS message carries one S3 event notification for a LiteLLM spend-log object. For every
 new object the handler streams it, aggregates requests, tokens, errors and cost per (team,
 model, route) with the shared core in `aggregate.py`, and prints one Embedded Metric Format
-record per group to stdout; Lambda ships stdout to CloudWatch Logs, which turns the records
+record per group to stdout (and, for requests that carried retrieval metadata, the age of the
+documents retrieved); Lambda ships stdout to CloudWatch Logs, which turns the records
 into metrics in the `LLMOps` namespace.
 
 Exactly-once per object version: a DynamoDB item keyed by bucket/key#version (or ETag) is
@@ -236,6 +237,14 @@ def process_object(
             object=source,
             malformedLines=aggregator.malformed,
             samples=[{"line": n, "reason": r} for n, r in aggregator.samples],
+        )
+    if aggregator.retrieval_problems:
+        log(
+            "WARNING",
+            "retrieval metadata unreadable; those requests have no retrieval age (their cost counts)",
+            object=source,
+            requests=aggregator.retrieval_problems,
+            samples=[{"line": n, "reason": r} for n, r in aggregator.retrieval_samples],
         )
     log(
         "INFO",
