@@ -6,7 +6,7 @@ CHECKOV   := .venv-checkov/bin/checkov
 STACK     ?= dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lambda-deps plan test lint bench docs clean
+.PHONY: venv lambda-deps exporter-deps plan test lint bench docs clean
 
 $(BIN)/llmops: requirements.txt requirements-test.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,9 +32,26 @@ build/lambda-deps/%/requirements.txt: lambdas/%/requirements.txt $(BIN)/llmops
 
 lambda-deps: $(LAMBDA_DEPS)
 
-venv: $(BIN)/llmops $(CHECKOV) lambda-deps
+# The retrieval freshness exporter's packages (requirements-exporter.txt, hash-pinned) for the
+# pod's python:3.13 image on each CPU architecture a system node may have, one zip each under
+# build/exporter-deps/<arch>/ (uname -m names), which the program uploads and the pod fetches
+# (components/retrieval_freshness.py). The copied requirements file marks the build as current.
+EXPORTER_ARCHES := x86_64 aarch64
+EXPORTER_DEPS   := $(EXPORTER_ARCHES:%=build/exporter-deps/%/requirements-exporter.txt)
 
-plan: $(BIN)/llmops lambda-deps  ## offline plan of a stack (STACK=dev by default)
+build/exporter-deps/%/requirements-exporter.txt: requirements-exporter.txt $(BIN)/llmops
+	rm -rf $(@D)
+	$(BIN)/pip install -q --require-hashes --no-compile --only-binary=:all: --implementation cp \
+		--python-version 3.13 --platform manylinux_2_28_$* --platform manylinux2014_$* --target $(@D)/site -r $<
+	$(BIN)/python -m components.retrieval_freshness $(@D)/site $(@D)/deps.zip
+	rm -rf $(@D)/site
+	cp $< $@
+
+exporter-deps: $(EXPORTER_DEPS)
+
+venv: $(BIN)/llmops $(CHECKOV) lambda-deps exporter-deps
+
+plan: $(BIN)/llmops lambda-deps exporter-deps  ## offline plan of a stack (STACK=dev by default)
 	$(BIN)/llmops plan $(STACK)
 
 test: venv  ## the whole test suite, with lint

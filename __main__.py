@@ -50,6 +50,8 @@ pulumi.export("gatewayUrl", platform.gateway.url)
 pulumi.export("gatewayCaCertificate", platform.gateway.ca_certificate)  # what clients trust; not a secret
 pulumi.export("gatewayLogsBucket", platform.gateway.logs_bucket)
 pulumi.export("usageDashboard", platform.cost_alarms.dashboard_name)  # spend and eval coverage per team
+if platform.retrieval_freshness:  # index age, stale share and model drift per collection
+    pulumi.export("retrievalFreshnessDashboard", platform.retrieval_freshness.dashboard_name)
 pulumi.export("promptBucket", platform.prompt_store.bucket_name)
 pulumi.export("promptWriterRoleArn", platform.prompt_store.writer_role_arn)
 pulumi.export("promptReaderRoleArn", platform.prompt_store.reader_role_arn)

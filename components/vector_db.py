@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components import hardening, iam, names
 from components.context import AwsContext
-from components.s3 import private_bucket
+from components.s3 import PrivateBucket, private_bucket
 from components.secrets import generated_secret
 from llmops import versions
 
@@ -55,10 +55,16 @@ class VectorDbArgs:
     k8s_provider: k8s.Provider
 
 
+SNAPSHOTS_PREFIX = "snapshots/"  # only snapshots expire; other keys (the exporter's code) are kept
+
+
 class VectorDb(pulumi.ComponentResource):
     url: str
     api_key_secret_arn: pulumi.Output[str]
     backups_bucket: pulumi.Output[str]
+    backups: PrivateBucket
+    """The backups bucket and its key (the freshness exporter's packages live under code/)."""
+    namespace: k8s.core.v1.Namespace
 
     def __init__(self, name: str, args: VectorDbArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:vectordb:VectorDb", name, None, opts)
@@ -74,11 +80,12 @@ class VectorDb(pulumi.ComponentResource):
             protect=ctx.protect,
             access_logs=ctx.access_logs,
             expire_after_days=cfg.snapshot_retention_days,
+            expire_prefix=SNAPSHOTS_PREFIX,
             noncurrent_days=7,
         )
-        self.backups_bucket = backups.name
+        self.backups_bucket, self.backups = backups.name, backups
 
-        namespace = hardening.namespace(
+        self.namespace = namespace = hardening.namespace(
             f"{name}-namespace", NS, ctx.settings.data_classification, hardening.RESTRICTED_NAMESPACE_LABELS,
             pulumi.ResourceOptions(parent=self, provider=args.k8s_provider),
         )  # fmt: skip
@@ -295,7 +302,7 @@ class VectorDb(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{self._name}-snapshots-write",
             role=role.id,
-            policy=backups.write_statements("snapshots/").apply(lambda s: iam.document(*s)),
+            policy=backups.write_statements(SNAPSHOTS_PREFIX).apply(lambda s: iam.document(*s)),
             opts=child,
         )
         k8s.core.v1.ServiceAccount(
@@ -340,7 +347,7 @@ class VectorDb(pulumi.ComponentResource):
             "app.kubernetes.io/part-of": "llmops",
             CLIENT_LABEL: "true",
         }
-        destination = backups.name.apply(lambda b: f"s3://{b}/snapshots/")
+        destination = backups.name.apply(lambda b: f"s3://{b}/{SNAPSHOTS_PREFIX}")
         upload = {
             "name": "upload",
             "image": versions.AWS_CLI_IMAGE,

@@ -123,7 +123,7 @@ def test_files_other_than_yaml_are_ignored(teams_dir):
         (
             {"quota": {"gpus": 5}},
             f"{F}: quota.gpus: 5 GPUs are more than the dev stack's GPU pools can hold "
-            "(4; maxGpus: l4-spot 4)",
+            "(4; maxGpus: a10g-spot 4)",
         ),
         (
             {"gateway": {"monthlyBudgetUsd": 0}},
@@ -222,7 +222,7 @@ def test_team_names_are_unique_across_files(teams_dir):
 
 def test_a_vector_collection_has_one_owner(teams_dir):
     write(teams_dir, doc())
-    write(teams_dir, doc(name="payments", vectorCollections=["payments", "fraud-cases"]))
+    write(teams_dir, doc(name="payments", vectorCollections=["payments", "fraud-cases"], collections=[]))
     assert problems(teams_dir) == [
         "stacks/teams/payments.yaml: vectorCollections[1]: collection fraud-cases is owned by team "
         f"fraud-analytics ({F}) too"
@@ -261,7 +261,14 @@ def test_every_problem_of_every_file_is_reported_in_one_error(teams_dir):
 def test_environments_choose_the_stacks_that_include_a_team(teams_dir):
     write(teams_dir, doc(environments=["staging", "prod"], classification="confidential"))
     write(
-        teams_dir, doc(name="everywhere", environments=None, classification="internal", vectorCollections=[])
+        teams_dir,
+        doc(
+            name="everywhere",
+            environments=None,
+            classification="internal",
+            vectorCollections=[],
+            collections=[],
+        ),
     )
     assert [t.name for t in load_teams(stack("dev"), teams_dir)] == ["everywhere"]
     assert [t.name for t in load_teams(stack("prod"), teams_dir)] == ["everywhere", "fraud-analytics"]
@@ -311,7 +318,7 @@ def test_an_override_is_validated_after_merging_and_named_in_the_path(teams_dir)
     )
     assert problems(teams_dir) == [
         f"{F}: overrides.dev.quota.gpus: 8 GPUs are more than the dev stack's GPU pools can hold "
-        "(4; maxGpus: l4-spot 4)",
+        "(4; maxGpus: a10g-spot 4)",
         f"{F}: overrides.dev.gateway.models[0]: unknown model llama-70b (the dev stack serves qwen-small)",
         f"{F}: overrides.prod.quota.memory: '64GB' must be a Kubernetes memory quantity with a unit, like "
         "64Gi or 512Mi (Ki, Mi, Gi, Ti binary; k, M, G, T decimal; m would mean thousandths of a byte)",

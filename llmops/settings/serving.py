@@ -16,7 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from llmops import versions
 from llmops.settings.base import Settings, dns_label
-from llmops.settings.infra import GpuPool
+from llmops.settings.infra import ControllerRequests, GpuPool
 
 HUGGING_FACE_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 S3_PREFIX = re.compile(r"^[A-Za-z0-9][\w.!*'()/-]*$")
@@ -171,9 +171,68 @@ class ObservabilitySettings(Settings):
     """Retention of the in-cluster Prometheus (metricsSource prometheus). AMP keeps 150 days."""
     prometheus_volume_gib: int = Field(50, ge=10)
     """Encrypted gp3 volume of the in-cluster Prometheus."""
+    prometheus_server: ControllerRequests = ControllerRequests(
+        cpu="500m", memory_mib=2048, cpu_limit="2", memory_limit_mib=2048
+    )
+    """Requests and limits of the in-cluster Prometheus server (on the system nodes); its memory
+    grows with the active series (about 1,500 in an idle dev stack)."""
     container_insights: bool = True
     """Install the CloudWatch observability add-on: Container Insights metrics and container
     logs in CloudWatch."""
+
+
+# Qdrant takes most names; these also work as a CloudWatch dimension value, an alarm and JWT claim.
+COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Qdrant's distance functions (qdrant-client models.Distance values).
+Distance = Literal["Cosine", "Dot", "Euclid", "Manhattan"]
+# Exporter runs evenly spaced in the hour (cron */N), so an alarm period can match the interval.
+EXPORTER_INTERVALS = (5, 10, 15, 20, 30, 60)
+
+
+def collection_name(value: str) -> str:
+    if not COLLECTION_NAME.match(value):
+        raise ValueError(
+            f"{value!r} must be a collection name of lower-case letters, digits, '_' and '-' "
+            "(at most 63, starting with a letter or digit)"
+        )
+    return value
+
+
+def _model_name(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError(f"{value!r} must name the embedding model, without surrounding spaces")
+    return value
+
+
+class CollectionSpec(Settings):
+    """A Qdrant collection the platform creates and watches (docs/retrieval.md)."""
+
+    name: Annotated[str, AfterValidator(collection_name)]
+    """The collection's name in Qdrant and its Collection dimension in CloudWatch."""
+    vector_size: int = Field(ge=1, le=65535)
+    """Dimensions of the embedding model's vectors (e.g. 1024); Qdrant's default limit is 65535."""
+    distance: Distance = "Cosine"
+    """Qdrant's distance function for the vectors."""
+    embedding_model: Annotated[str, AfterValidator(_model_name)]
+    """The model that embeds the collection's points (collection metadata `embedding_model`); points
+    embedded with another count as drift."""
+    max_age_hours: float = Field(gt=0, le=8760, allow_inf_nan=False)
+    """Freshness objective: the newest `indexed_at` may be at most this old; older points count as
+    stale. The collection's alarm fires above it."""
+
+
+class CollectionSettings(CollectionSpec):
+    owner_team: Annotated[str, AfterValidator(dns_label)] | None = None
+    """The team that owns the collection (metadata `owner_team`). A team with a file in stacks/teams/
+    gets the collection in its Qdrant token and the freshness alarm on its topic. Unset: the platform's."""
+
+
+def _unique_collections(value: list[CollectionSpec]) -> list[CollectionSpec]:
+    names = [c.name for c in value]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"collection names must be unique; repeated: {', '.join(dupes)}")
+    return value
 
 
 class VectorDbSettings(Settings):
@@ -192,12 +251,28 @@ class VectorDbSettings(Settings):
     """Cron schedule (UTC) of the snapshot CronJob uploading collection snapshots to S3."""
     snapshot_retention_days: int = Field(30, ge=1)
     """Snapshots older than this are expired from the backups bucket (noncurrent versions too)."""
+    collections: Annotated[list[CollectionSettings], AfterValidator(_unique_collections)] = Field(
+        default_factory=list
+    )
+    """Collections the platform creates (vector size, distance, datetime indexes on `indexed_at` and
+    `source_updated_at`) and whose freshness it measures, each with an alarm at its maxAgeHours.
+    Team files may declare more (`collections`). Any collection: the freshness exporter runs."""
+    freshness_interval_minutes: int = 15
+    """How often the freshness exporter measures the collections (5, 10, 15, 20, 30 or 60); the
+    alarms' period. An alarm fires after two periods over the objective or without data."""
 
     @field_validator("snapshot_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         if not CRON.match(value.strip()):
             raise ValueError(f"{value!r} must be a 5-field cron schedule like '15 2 * * *'")
+        return value
+
+    @field_validator("freshness_interval_minutes")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if value not in EXPORTER_INTERVALS:
+            raise ValueError(f"{value} must be one of {', '.join(map(str, EXPORTER_INTERVALS))} (minutes)")
         return value
 
     @model_validator(mode="after")
