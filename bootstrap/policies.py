@@ -29,6 +29,7 @@ MODULE_SERVICES: dict[str, tuple[str, ...]] = {
     "sqs": ("sqs",), "sns": ("sns",), "lambda": ("lambda",), "rds": ("rds",), "dynamodb": ("dynamodb",),
     "amp": ("aps",), "iam": ("iam",), "s3": ("s3",), "secretsmanager": ("secretsmanager",),
     "route53": ("route53",), "budgets": ("budgets",), "costexplorer": ("ce",),
+    "elasticache": ("elasticache",),
 }  # fmt: skip
 # Regional services: these verbs, in the environment's region only (aws:RequestedRegion). The
 # others (IAM, S3, Secrets Manager, Route 53, Budgets, Cost Explorer) are scoped by resource name.
@@ -48,6 +49,7 @@ REGIONAL_VERBS: dict[str, tuple[str, ...]] = {
     "rds": ("Modify*", "Add*", "Remove*"),
     "dynamodb": (),
     "aps": (),
+    "elasticache": ("Modify*", "Add*", "Remove*"),
 }  # fmt: skip
 # The AWS-managed policies the platform attaches to its roles (a test checks the shipped plans).
 PLATFORM_MANAGED_POLICIES = (
@@ -68,6 +70,7 @@ SERVICE_LINKED = (
     "spot.amazonaws.com",
     "rds.amazonaws.com",
     "scraper.aps.amazonaws.com",
+    "elasticache.amazonaws.com",
 )
 
 

@@ -31,6 +31,19 @@ CONFIG_KEY = "config.yaml"
 NOBODY = 65534
 
 
+def config_map_key(path: str) -> str:
+    """The ConfigMap key of a file the config directory holds at `path` (keys take no '/')."""
+    return path.replace("/", ".")
+
+
+def config_volume(config_map: Any, files: list[str]) -> dict:
+    """config.yaml at the top of the config directory, each side file at its own path below it
+    (a ConfigMap volume projects keys to paths with `items`)."""
+    items = [{"key": CONFIG_KEY, "path": CONFIG_KEY}]
+    items += [{"key": config_map_key(f), "path": f} for f in sorted(files)]
+    return {"name": "config", "configMap": {"name": config_map, "items": items}}
+
+
 def checksum(text: str) -> str:
     """Pod-template annotation: a changed config or certificate changes the template and rolls the
     pods (LiteLLM reads both only at start)."""
@@ -49,6 +62,7 @@ def pod_template(
     cpu_request: str,
     cpu_limit: str,
     memory_mib: int,
+    config_files: tuple[str, ...] = (),
 ) -> dict:
     env = [{"name": k, "value": v} for k, v in {**plain_env, "LITELLM_MIGRATION_DIR": MIGRATION_DIR}.items()]
     # The kubelet does not verify the certificate of an HTTPS probe.
@@ -134,7 +148,7 @@ def pod_template(
                 }
             ],
             "volumes": [
-                {"name": "config", "configMap": {"name": config_map}},
+                config_volume(config_map, list(config_files)),
                 {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}},
                 {"name": "migrations", "emptyDir": {"sizeLimit": "64Mi"}},

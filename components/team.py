@@ -18,6 +18,7 @@ from components.context import AwsContext
 from components.prompt_store import PromptStore, github_trust
 from components.vector_db import APP as QDRANT_APP
 from components.vector_db import CLIENT_LABEL, GRPC, HTTP, VectorDb
+from llmops.gateway.config import TEAM_INPUT_LIMIT_KEY
 from llmops.settings import TeamSettings
 
 WORKLOAD_ACCOUNT = "workload"  # the service account team pods run as to get the team's role
@@ -49,11 +50,15 @@ class TeamArgs:
     """Team pods reach the gateway's load balancer and the VPC endpoints on 443 inside the VPC."""
     s3_cidr_blocks: pulumi.Input[list[str]]
     """S3's ranges (its gateway endpoint's prefix list): prompts are read there, and nothing else
-    outside the VPC is admitted."""
+    outside the VPC is admitted, unless `secrets_through_nat`."""
+    secrets_through_nat: bool = False
+    """Secrets Manager has no interface endpoint: team pods get HTTPS out of the VPC (the NAT)."""
 
 
 class Team(pulumi.ComponentResource):
     namespace: str
+    collections: list[str]
+    """The Qdrant collections its token opens (and its Qdrant egress is for)."""
     role: aws.iam.Role
     gateway_key_secret: aws.secretsmanager.Secret
     desired: dict[str, Any]
@@ -64,6 +69,9 @@ class Team(pulumi.ComponentResource):
         self._name, self._args, self._ctx = name, args, args.context
         team, ctx = args.team, args.context
         self.namespace = team.namespace
+        # Its own collections, and the stack's whose ownerTeam it is (llmops:vectorDb.collections).
+        stack_owned = [c.name for c in ctx.settings.vector_db.collections if c.owner_team == team.name]
+        self.collections = list(dict.fromkeys([*team.collection_names, *stack_owned]))
         self._k8s = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
 
         ns = k8s.core.v1.Namespace(
@@ -88,12 +96,12 @@ class Team(pulumi.ComponentResource):
         self.gateway_key_secret = self._secret(
             "gateway-key", "the team's LiteLLM virtual key (the reconciler writes it)"
         )
-        if team.vector_collections:
+        if self.collections:
             token = self._secret("qdrant-token", "a Qdrant JWT for the team's collections")
             aws.secretsmanager.SecretVersion(
                 f"{name}-qdrant-token-value",
                 secret_id=token.id,
-                secret_string=args.vector_db.collection_token(list(team.vector_collections)),
+                secret_string=args.vector_db.collection_token(self.collections),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.desired = desired_team(team, ctx.settings.environment)
@@ -184,7 +192,7 @@ class Team(pulumi.ComponentResource):
                 "egress": pulumi.Output.from_input(self._args.s3_cidr_blocks).apply(self._aws_egress),
             },
         }
-        if self._args.team.vector_collections:
+        if self.collections:
             policies["allow-qdrant"] = {
                 # Qdrant admits pods labelled llmops.io/qdrant-client=true (components/vector_db.py);
                 # the team's token limits them to its own collections.
@@ -215,9 +223,12 @@ class Team(pulumi.ComponentResource):
     def _aws_egress(self, s3_blocks: list[str]) -> list[dict]:
         """HTTPS in the VPC: the gateway's internal load balancer (its DNS name) and the interface
         endpoints (Secrets Manager for the team's key); S3 for prompts; the node's Pod Identity
-        agent for credentials. No other address outside the VPC. (An empty `to` would admit every
-        address, so S3 gets a rule only with its ranges.)"""
+        agent for credentials. No other address outside the VPC, unless Secrets Manager has no
+        endpoint: then HTTPS anywhere, as AWS publishes no address list of its API. (An empty `to`
+        would admit every address, so S3 gets a rule only with its ranges.)"""
         rules = [{"to": [{"ipBlock": {"cidr": self._args.vpc_cidr}}], "ports": [tcp(443)]}]
+        if self._args.secrets_through_nat:
+            rules.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [tcp(443)]})
         if s3_blocks:
             rules.append({"to": [{"ipBlock": {"cidr": b}} for b in s3_blocks], "ports": [tcp(443)]})
         rules.append({"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [tcp(80)]})
@@ -333,5 +344,8 @@ def desired_team(team: TeamSettings, environment: str) -> dict[str, Any]:
             "classification": team.classification,
             "contact": team.contact,
             "managed_by": f"llmops-{environment}",
+            # Read by the gateway's prompt-size guardrail (llmops/gateway/hooks.py); null when unset,
+            # so removing the limit from the team file removes it from the gateway too.
+            TEAM_INPUT_LIMIT_KEY: team.gateway.max_input_tokens,
         },
     }

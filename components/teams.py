@@ -51,6 +51,9 @@ class TeamsArgs:
     vpc_cidr: str
     subnet_ids: list[pulumi.Input[str]]
     s3_cidr_blocks: pulumi.Input[list[str]]
+    secrets_through_nat: bool
+    """Secrets Manager has no interface endpoint: the reconciler and team pods reach it through the
+    NAT (HTTPS out of the VPC)."""
     gateway_url: pulumi.Input[str]
     gateway_ca_certificate: pulumi.Input[str]
     gateway_master_key_secret_arn: pulumi.Input[str]
@@ -92,6 +95,7 @@ class Teams(pulumi.ComponentResource):
                     github_oidc_provider_arn=args.github_oidc_provider_arn,
                     vpc_cidr=args.vpc_cidr,
                     s3_cidr_blocks=args.s3_cidr_blocks,
+                    secrets_through_nat=args.secrets_through_nat,
                 ),
                 child,
             )
@@ -140,7 +144,7 @@ class Teams(pulumi.ComponentResource):
             log_retention_days=LOG_RETENTION_DAYS,
             reserved=1,  # one run at a time: two runs would both create a missing key
             timeout=120,
-            vpc=VpcPlacement(args.vpc_id, args.vpc_cidr, args.subnet_ids),
+            vpc=VpcPlacement(args.vpc_id, args.vpc_cidr, args.subnet_ids, https_out=args.secrets_through_nat),
             extra_files=desired_text.apply(lambda text: {DESIRED_FILE: text}),
         )
         self.reconciler_name = function.name

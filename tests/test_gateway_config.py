@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from litellm.proxy.guardrails.guardrail_hooks.litellm_content_filter import content_filter
 
 from llmops.errors import LlmopsError
 from llmops.gateway.config import (
+    ANSWER_FILTER_NAME,
+    BUDGET_GUARDRAIL_NAME,
+    CACHE_GUARDRAIL_NAME,
+    HOOKS_MODULE,
+    PROMPT_FILTER_NAME,
     SelfHostedModel,
+    config_files,
     render_config,
     render_environment,
     secret_environment_names,
     token_prices,
 )
-from llmops.settings import from_config, load_stack_file
+from llmops.settings import SettingsError, from_config, load_stack_file
 from llmops.settings.gateway import SelfHostedPricing
 
 STACKS = Path(__file__).parent.parent / "stacks"
@@ -102,25 +110,110 @@ def test_fails_when_a_fallback_names_an_unknown_model():
         render_config(settings(fallbacks=[{"model": "llama-3.1-8b", "to": ["nope"]}]), [LLAMA])
 
 
+def guardrail(config: dict, name: str) -> dict:
+    (found,) = [g["litellm_params"] for g in config.get("guardrails", []) if g["guardrail_name"] == name]
+    return found
+
+
 @pytest.mark.parametrize("classification", ["confidential", "regulated"])
-def test_sensitive_stacks_mask_pii_before_the_call(classification):
-    (guardrail,) = render_config(settings(classification), [LLAMA])["guardrails"]
-    params = guardrail["litellm_params"]
-    assert params["guardrail"] == "litellm_content_filter"
-    assert params["mode"] == "pre_call" and params["default_on"] is True
-    prebuilt = {p["pattern_name"]: p["action"] for p in params["patterns"] if p["pattern_type"] == "prebuilt"}
+def test_sensitive_stacks_mask_pii_in_prompts_and_in_answers(classification):
+    config = render_config(settings(classification), [LLAMA])
+    prompts = guardrail(config, PROMPT_FILTER_NAME)
+    answers = guardrail(config, ANSWER_FILTER_NAME)
+    for params, mode in ((prompts, "pre_call"), (answers, "post_call")):
+        assert params["guardrail"] == "litellm_content_filter"
+        assert params["mode"] == mode and params["default_on"] is True
+    assert answers["patterns"] == prompts["patterns"], "answers must be masked with the prompts' patterns"
+    prebuilt = {
+        p["pattern_name"]: p["action"] for p in prompts["patterns"] if p["pattern_type"] == "prebuilt"
+    }
     for name in ("email", "credit_card", "iban", "uae_emirates_id", "uae_phone"):
         assert prebuilt[name] == "MASK", name
 
 
-def test_internal_stack_has_no_guardrail_unless_asked():
-    assert "guardrails" not in render_config(settings("internal"), [LLAMA])
-    assert "guardrails" in render_config(settings("internal", piiGuardrail=True), [LLAMA])
+@pytest.mark.parametrize("classification", ["confidential", "regulated"])
+def test_sensitive_stacks_screen_prompts_for_injection_with_litellms_own_categories(classification):
+    config = render_config(settings(classification), [LLAMA])
+    params = guardrail(config, PROMPT_FILTER_NAME)
+    categories = Path(content_filter.__file__).parent / "categories"
+    assert params["categories"]
+    for category in params["categories"]:
+        assert category["action"] == "BLOCK" and category["enabled"] is True
+        assert (categories / f"{category['category']}.yaml").is_file(), category
+    assert "categories" not in guardrail(config, ANSWER_FILTER_NAME), (
+        "answers quoting such phrases are no attack"
+    )
+
+
+def test_internal_stack_has_no_pii_or_injection_guardrail_unless_asked():
+    names = {g["guardrail_name"] for g in render_config(settings("internal"), [LLAMA])["guardrails"]}
+    assert names == {BUDGET_GUARDRAIL_NAME}
+    screen_only = render_config(settings("internal", promptInjectionScreen=True), [LLAMA])
+    assert "patterns" not in guardrail(screen_only, PROMPT_FILTER_NAME)
+    assert ANSWER_FILTER_NAME not in {g["guardrail_name"] for g in screen_only["guardrails"]}
+    pii_only = render_config(settings("internal", piiGuardrail=True), [LLAMA])
+    assert "categories" not in guardrail(pii_only, PROMPT_FILTER_NAME)
+    assert guardrail(pii_only, ANSWER_FILTER_NAME)["patterns"]
+
+
+def test_the_size_budget_runs_first_and_carries_route_and_default_limits():
+    gw = settings("regulated", inputBudget={"maxTokens": 4000, "routes": {"llama-3.1-8b": 1000}})
+    config = render_config(gw, [LLAMA])
+    assert config["guardrails"][0]["guardrail_name"] == BUDGET_GUARDRAIL_NAME
+    params = guardrail(config, BUDGET_GUARDRAIL_NAME)
+    assert params["guardrail"] == f"{HOOKS_MODULE}.PromptBudget" and params["mode"] == "pre_call"
+    assert params["route_max_input_tokens"] == {"llama-3.1-8b": 1000}
+    assert params["default_max_input_tokens"] == 4000
+    # The module the guardrail names ships beside config.yaml.
+    assert config_files(config) == {
+        "llmops/gateway/hooks.py": (STACKS.parent / "llmops/gateway/hooks.py").read_text()
+    }
+
+
+def test_budget_and_cache_routes_must_be_models_of_the_stack():
+    with pytest.raises(LlmopsError, match=r"inputBudget.routes.nope: unknown model nope"):
+        render_config(settings(inputBudget={"routes": {"nope": 10}}), [LLAMA])
+    with pytest.raises(LlmopsError, match=r"responseCache.routes\[0\]: unknown model nope"):
+        render_config(settings(responseCache={"routes": ["nope"]}), [LLAMA])
+
+
+def test_no_cache_unless_a_route_opts_in():
+    config = render_config(settings("confidential"), [LLAMA])
+    assert "cache" not in config["litellm_settings"]
+    assert CACHE_GUARDRAIL_NAME not in {g["guardrail_name"] for g in config["guardrails"]}
+
+
+def test_valkey_cache_is_opt_in_per_route_tls_and_credentials_from_the_environment():
+    config = render_config(settings("confidential", responseCache={"routes": ["llama-3.1-8b"]}), [LLAMA])
+    cache = config["litellm_settings"]["cache_params"]
+    assert config["litellm_settings"]["cache"] is True
+    # default_off: LiteLLM reads or writes the cache only for requests marked use-cache
+    # (litellm/caching/caching.py Cache.should_use_cache), which only the scope guardrail does.
+    assert cache["mode"] == "default_off" and cache["type"] == "redis" and cache["ssl"] is True
+    for field in ("host", "port", "username", "password"):
+        assert str(cache[field]).startswith("os.environ/"), field
+    assert guardrail(config, CACHE_GUARDRAIL_NAME)["routes"] == ["llama-3.1-8b"]
+    pre_call = [
+        g["guardrail_name"] for g in config["guardrails"] if g["litellm_params"]["mode"] == "pre_call"
+    ]
+    assert pre_call[-1] == CACHE_GUARDRAIL_NAME, "the cache scope sees the masked request"
+    cached = settings("confidential", responseCache={"routes": ["llama-3.1-8b"]})
+    assert "GATEWAY_CACHE_PASSWORD" in secret_environment_names(cached)
+    local = settings("confidential", responseCache={"routes": ["llama-3.1-8b"], "backend": "local"})
+    assert render_config(local, [LLAMA])["litellm_settings"]["cache_params"]["type"] == "local"
+    assert "GATEWAY_CACHE_PASSWORD" not in secret_environment_names(local)
+
+
+def test_regulated_stack_caches_only_when_allowed():
+    with pytest.raises(SettingsError, match="allowInRegulatedStack"):
+        settings("regulated", responseCache={"routes": ["llama-3.1-8b"]})
+    allowed = settings("regulated", responseCache={"routes": ["llama-3.1-8b"], "allowInRegulatedStack": True})
+    assert render_config(allowed, [LLAMA])["litellm_settings"]["cache"] is True
 
 
 def test_block_action_is_passed_through():
     gw = settings("confidential", piiPatterns=[{"name": "credit_card", "action": "BLOCK"}])
-    (pattern,) = render_config(gw, [LLAMA])["guardrails"][0]["litellm_params"]["patterns"]
+    (pattern,) = guardrail(render_config(gw, [LLAMA]), PROMPT_FILTER_NAME)["patterns"]
     assert pattern == {"pattern_type": "prebuilt", "pattern_name": "credit_card", "action": "BLOCK"}
 
 
@@ -150,6 +243,23 @@ def test_prometheus_metrics_are_on_readable_by_the_scraper_and_free_of_people():
     assert {"user_email", "end_user", "client_ip"} <= set(litellm["prometheus_exclude_labels"]) <= known
 
 
+def test_prometheus_serves_a_known_subset_that_includes_what_the_platform_reads():
+    """LiteLLM refuses to start on an unknown metric name; KEDA's wake-up trigger reads the request
+    counter (components/model_workload.py)."""
+    from typing import get_args
+
+    from litellm.types.integrations.prometheus import DEFINED_PROMETHEUS_METRICS
+
+    from components.model_workload import GATEWAY_DEMAND_QUERY
+    from llmops.verify.metrics import selectors
+
+    (group,) = render_config(settings(), [LLAMA])["litellm_settings"]["prometheus_metrics_config"]
+    assert set(group["metrics"]) <= set(get_args(DEFINED_PROMETHEUS_METRICS))
+    (selector,) = selectors(GATEWAY_DEMAND_QUERY.format(name="x"))
+    assert selector.metric.removesuffix("_total") in group["metrics"]
+    assert "litellm_proxy_failed_requests_metric" in group["metrics"], "refusals are counted"
+
+
 def test_message_logging_is_off_in_regulated_stacks_and_prompts_never_stored():
     regulated = render_config(settings("regulated"), [LLAMA])
     internal = render_config(settings("internal"), [LLAMA])
@@ -163,15 +273,19 @@ def test_message_logging_is_off_in_regulated_stacks_and_prompts_never_stored():
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_shipped_stacks_render_without_secret_values(stack):
-    config = render_config(load_stack_file(STACKS / f"Pulumi.{stack}.yaml"), [LLAMA])
+    stack_settings = load_stack_file(STACKS / f"Pulumi.{stack}.yaml")
+    served = [SelfHostedModel(m.name, m.name, LLAMA.url, "L4", 1, 0.8048, 400) for m in stack_settings.models]
+    config = render_config(stack_settings, served)
     text = yaml.safe_dump(config)
     assert yaml.safe_load(text) == config, "config must survive a YAML round trip unchanged"
-    credentials = {"api_key", "master_key", "database_url", "s3_sse_kms_key_id", "s3_bucket_name"}
+    credentials = {"api_key", "master_key", "database_url", "s3_sse_kms_key_id", "s3_bucket_name", "password"}
     for path, value in walk(config):
         if path[-1] in credentials:
             assert str(value).startswith("os.environ/"), f"{'.'.join(map(str, path))} is inlined"
+    # The cache's `password` key is LiteLLM's name for it; its value is checked above.
+    scanned = re.sub(r"\bpassword: os\.environ/\S+", "", text)
     for word in ("password", "secret_access_key", "sk-"):
-        assert word not in text.lower(), word
+        assert word not in scanned.lower(), word
 
 
 def walk(node, path=()):

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from llmops.settings import SettingsError, from_config
-from llmops.settings.gateway import IBAN_GROUPED_REGEX, PREBUILT_PII_PATTERNS, GatewaySettings
+from llmops.settings.gateway import (
+    IBAN_GROUPED_REGEX,
+    PREBUILT_PII_PATTERNS,
+    PROMPT_INJECTION_CATEGORIES,
+    GatewaySettings,
+)
 
 OPENAI = {
     "name": "openai",
@@ -130,3 +135,44 @@ def test_bedrock_needs_no_key_and_azure_needs_a_base():
     assert provider.api_key_secret is None
     azure = {"name": "az", "kind": "azure", "apiKeySecret": "k", "models": [{"name": "gpt"}]}
     assert "needs apiBase" in problems(stack(externalProviders=[azure]))[0]
+
+
+def test_injection_categories_match_the_installed_litellm():
+    """Every category the setting accepts is a file of the installed content filter."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None:
+        pytest.skip("litellm is not installed")
+    categories = (
+        Path(spec.origin).parent / "proxy/guardrails/guardrail_hooks/litellm_content_filter/categories"
+    )
+    installed = {p.stem for p in categories.glob("prompt_injection_*.yaml")}
+    assert installed == PROMPT_INJECTION_CATEGORIES
+
+
+@pytest.mark.parametrize("classification", ["confidential", "regulated"])
+def test_fails_when_a_sensitive_stack_turns_injection_screening_off(classification):
+    (msg,) = problems(stack(classification, promptInjectionScreen=False))
+    assert msg.startswith("llmops:gateway: promptInjectionScreen: cannot be false"), msg
+
+
+def test_injection_screen_follows_the_classification_and_names_unknown_categories():
+    gw = GatewaySettings()
+    assert gw.injection_screen_on(sensitive=True) and not gw.injection_screen_on(sensitive=False)
+    (msg,) = problems(stack(promptInjectionCategories=["prompt_injection_typo"]))
+    assert "promptInjectionCategories" in msg and "prompt_injection_typo" in msg, msg
+
+
+def test_regulated_stack_caches_nothing_unless_allowed():
+    (msg,) = problems(stack("regulated", responseCache={"routes": ["m"]}))
+    assert "responseCache.routes" in msg and "allowInRegulatedStack" in msg, msg
+    from_config(stack("regulated", responseCache={"routes": ["m"], "allowInRegulatedStack": True}))
+    from_config(stack("confidential", responseCache={"routes": ["m"]}))
+
+
+def test_budget_and_cache_values_are_checked_with_their_paths():
+    found = problems(
+        stack(inputBudget={"maxTokens": 0, "routes": {"m": -1}}, responseCache={"routes": ["a", "a"]})
+    )
+    text = "\n".join(found)
+    assert "inputBudget.maxTokens" in text and "inputBudget.routes.m" in text, text
+    assert "responseCache.routes" in text and "repeated: a" in text, text

@@ -12,6 +12,7 @@ parameters were read from litellm/integrations/s3_v2.py of that release.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from llmops.errors import EXIT_USAGE, LlmopsError
 from llmops.settings.gateway import GatewaySettings, SelfHostedPricing
@@ -25,9 +26,53 @@ VLLM_API_KEY_ENV = "VLLM_API_KEY"
 LOGS_BUCKET_ENV = "SPEND_LOGS_BUCKET"
 LOGS_KMS_KEY_ENV = "SPEND_LOGS_KMS_KEY_ARN"
 SPEND_LOG_PREFIX = "spend-logs"
-GUARDRAIL_NAME = "pii-content-filter"
+# Prompts: injection screening and PII masking in one content-filter pass; answers: PII masking.
+PROMPT_FILTER_NAME = "prompt-content-filter"
+ANSWER_FILTER_NAME = "answer-pii-filter"
+BUDGET_GUARDRAIL_NAME = "prompt-size-budget"
+CACHE_GUARDRAIL_NAME = "response-cache-scope"
+# llmops/gateway/hooks.py, loaded by LiteLLM as `guardrail: llmops.gateway.hooks.<Class>`: from
+# <config dir>/llmops/gateway/hooks.py when that file exists (the pod: the ConfigMap projects it
+# there; litellm/proxy/types_utils/utils.py get_instance_fn), else by import (a virtualenv with
+# this package installed, as the tests run the proxy).
+HOOKS_MODULE = "llmops.gateway.hooks"
+HOOKS_PATH = "llmops/gateway/hooks.py"
+HOOKS_SOURCE = Path(__file__).with_name("hooks.py")
+# The response cache (ElastiCache Serverless for Valkey): endpoint and credentials reach the pods
+# as environment variables, the password from the gateway's Kubernetes Secret.
+CACHE_HOST_ENV = "GATEWAY_CACHE_HOST"
+CACHE_PORT_ENV = "GATEWAY_CACHE_PORT"
+CACHE_USER_ENV = "GATEWAY_CACHE_USERNAME"
+CACHE_PASSWORD_ENV = "GATEWAY_CACHE_PASSWORD"
+CACHE_USER = "llmops-gateway"
+# Team metadata key carrying a team's prompt-size budget (team file gateway.maxInputTokens): set
+# by the team reconciler (components/team.py), read by the PromptBudget guardrail.
+TEAM_INPUT_LIMIT_KEY = "llmops_max_input_tokens"
 # Labels LiteLLM's Prometheus metrics would carry that identify people: kept out of the metrics store.
 PROMETHEUS_PII_LABELS = ["end_user", "user_email", "client_ip", "user_agent"]
+# The metrics the gateway serves (litellm_settings.prometheus_metrics_config): requests (KEDA's
+# wake-up signal), refusals and failures, latency (the gateway's own overhead included), tokens,
+# fallbacks, guardrail and cache counters. Left out: spend and budget gauges per key, team and user
+# (spend is accounted from the spend logs), whose bookkeeping after every request costs more CPU
+# than the rest together (bench/gateway.py) and whose labels name every key and team.
+PROMETHEUS_METRICS = [
+    "litellm_proxy_total_requests_metric",
+    "litellm_proxy_failed_requests_metric",
+    "litellm_request_total_latency_metric",
+    "litellm_llm_api_latency_metric",
+    "litellm_llm_api_time_to_first_token_metric",
+    "litellm_overhead_latency_metric",
+    "litellm_input_tokens_metric",
+    "litellm_output_tokens_metric",
+    "litellm_deployment_state",
+    "litellm_deployment_successful_fallbacks",
+    "litellm_deployment_failed_fallbacks",
+    "litellm_guardrail_requests_total",
+    "litellm_guardrail_errors_total",
+    "litellm_cache_hits_metric",
+    "litellm_cache_misses_metric",
+    "litellm_in_flight_requests",
+]
 SECONDS_PER_HOUR = 3600
 
 
@@ -92,9 +137,25 @@ def render_config(settings: StackSettings, models: list[SelfHostedModel]) -> dic
             "store_prompts_in_spend_logs": False,
         },
     }
-    if gw.guardrail_on(settings.sensitive):
-        config["guardrails"] = [_pii_guardrail(gw)]
+    guardrails = _guardrails(settings)
+    if guardrails:
+        config["guardrails"] = guardrails
     return config
+
+
+def config_files(config: dict) -> dict[str, str]:
+    """Files the config directory needs beside config.yaml (path relative to it -> text): the
+    hooks module when a guardrail of the config loads it."""
+    hooked = any(
+        str(g["litellm_params"]["guardrail"]).startswith(f"{HOOKS_MODULE}.")
+        for g in config.get("guardrails", [])
+    )
+    return {HOOKS_PATH: HOOKS_SOURCE.read_text()} if hooked else {}
+
+
+def uses_valkey_cache(settings: StackSettings) -> bool:
+    gw = settings.gateway
+    return bool(gw.response_cache.routes) and gw.response_cache.backend == "valkey"
 
 
 def render_environment(settings: StackSettings) -> dict[str, str]:
@@ -114,6 +175,8 @@ def render_environment(settings: StackSettings) -> dict[str, str]:
 def secret_environment_names(settings: StackSettings) -> list[str]:
     """Names of the environment variables the gateway's Kubernetes Secret must provide."""
     names = [MASTER_KEY_ENV, DATABASE_URL_ENV, VLLM_API_KEY_ENV]
+    if uses_valkey_cache(settings):
+        names.append(CACHE_PASSWORD_ENV)
     return names + [p.api_key_env for p in settings.gateway.external_providers if p.api_key_secret]
 
 
@@ -172,6 +235,11 @@ def _check_names(gw: GatewaySettings, models: list[SelfHostedModel]) -> None:
         unknown = [n for n in [chain.model, *chain.to] if n not in known]
         if unknown:
             problems.append(f"llmops:gateway.fallbacks[{i}]: unknown model(s) {', '.join(unknown)}")
+    for route in sorted(set(gw.input_budget.routes) - known):
+        problems.append(f"llmops:gateway.inputBudget.routes.{route}: unknown model {route}")
+    for i, route in enumerate(gw.response_cache.routes):
+        if route not in known:
+            problems.append(f"llmops:gateway.responseCache.routes[{i}]: unknown model {route}")
     if problems:
         listed = "\n".join(f"  {p}" for p in problems)
         raise LlmopsError(f"gateway config: {len(problems)} problem(s):\n{listed}", EXIT_USAGE)
@@ -190,7 +258,7 @@ def _router_settings(gw: GatewaySettings) -> dict:
 
 def _litellm_settings(settings: StackSettings) -> dict:
     gw = settings.gateway
-    return {
+    out = {
         "request_timeout": gw.request_timeout_seconds,
         "drop_params": True,  # vLLM rejects OpenAI-only parameters instead of ignoring them
         # Successes and failures both carry cost and team metadata the cost alarms aggregate.
@@ -204,6 +272,7 @@ def _litellm_settings(settings: StackSettings) -> dict:
         # naming people are dropped.
         "require_auth_for_metrics_endpoint": False,
         "prometheus_exclude_labels": list(PROMETHEUS_PII_LABELS),
+        "prometheus_metrics_config": [{"group": "llmops", "metrics": list(PROMETHEUS_METRICS)}],
         "s3_callback_params": {
             "s3_bucket_name": f"os.environ/{LOGS_BUCKET_ENV}",
             "s3_region_name": settings.region,
@@ -217,21 +286,106 @@ def _litellm_settings(settings: StackSettings) -> dict:
         },
         "turn_off_message_logging": not gw.message_logging_on(settings.regulated),
     }
+    if gw.response_cache.routes:
+        out["cache"] = True
+        out["cache_params"] = _cache_params(gw)
+    return out
 
 
-def _pii_guardrail(gw: GatewaySettings) -> dict:
+def _cache_params(gw: GatewaySettings) -> dict:
+    """LiteLLM's response cache in default_off mode: only requests the cache-scope guardrail marks
+    (`use-cache`, with the team's namespace) read or write it (litellm/caching/caching.py)."""
+    common = {
+        "mode": "default_off",
+        "ttl": gw.response_cache.ttl_seconds,
+        "supported_call_types": ["acompletion", "completion"],
+    }
+    if gw.response_cache.backend == "local":
+        return {"type": "local", **common}
+    return {
+        "type": "redis",  # Valkey speaks the Redis protocol; LiteLLM's redis client (redis-py)
+        "host": f"os.environ/{CACHE_HOST_ENV}",
+        "port": f"os.environ/{CACHE_PORT_ENV}",
+        "username": f"os.environ/{CACHE_USER_ENV}",
+        "password": f"os.environ/{CACHE_PASSWORD_ENV}",
+        "ssl": True,  # ElastiCache Serverless accepts TLS connections only
+        **common,
+    }
+
+
+def _guardrails(settings: StackSettings) -> list[dict]:
+    """In the order LiteLLM runs them before the call: the cheap size check first (an oversized
+    prompt is refused before any scan), then one content-filter pass over the prompt (injection
+    screening, then PII masking), then the cache scope on the masked request; after the call, PII
+    masking of the answer."""
+    gw, out = settings.gateway, []
+    budget = gw.input_budget
+    out.append(
+        _hook(
+            BUDGET_GUARDRAIL_NAME,
+            "PromptBudget",
+            route_max_input_tokens=dict(budget.routes),
+            default_max_input_tokens=budget.max_tokens,
+            team_limit_key=TEAM_INPUT_LIMIT_KEY,
+        )
+    )
+    pii, screen = gw.guardrail_on(settings.sensitive), gw.injection_screen_on(settings.sensitive)
+    if pii or screen:
+        out.append(_prompt_filter(gw, pii, screen))
+    cached = list(gw.response_cache.routes)
+    if cached:
+        out.append(_hook(CACHE_GUARDRAIL_NAME, "CacheScope", routes=cached))
+    if pii:
+        out.append(_content_filter(ANSWER_FILTER_NAME, "post_call", patterns=_pii_patterns(gw)))
+    return out
+
+
+def _hook(name: str, cls: str, **params) -> dict:
+    return {
+        "guardrail_name": name,
+        "litellm_params": {
+            "guardrail": f"{HOOKS_MODULE}.{cls}",
+            "mode": "pre_call",
+            "default_on": True,
+            **params,
+        },
+    }
+
+
+def _prompt_filter(gw: GatewaySettings, pii: bool, screen: bool) -> dict:
+    """One content-filter pass over the prompt for both controls: LiteLLM runs a guardrail's
+    keyword categories before its patterns (content_filter.py `_filter_single_text`), so an
+    injection is refused on the text as sent and PII is masked after. Each guardrail run costs
+    far more in LiteLLM's per-guardrail bookkeeping than its scan (bench/gateway.py), so one pass
+    instead of two. pre_call: during_call MASK is racy upstream."""
+    params: dict = {}
+    if screen:
+        params["categories"] = [
+            {"category": c, "enabled": True, "action": "BLOCK"} for c in gw.prompt_injection_categories
+        ]
+    if pii:
+        params["patterns"] = _pii_patterns(gw)
+    return _content_filter(PROMPT_FILTER_NAME, "pre_call", **params)
+
+
+def _content_filter(name: str, mode: str, **params) -> dict:
+    return {
+        "guardrail_name": name,
+        "litellm_params": {
+            "guardrail": "litellm_content_filter",
+            "mode": mode,
+            "default_on": True,  # every request, whatever the key or team asks for
+            **params,
+        },
+    }
+
+
+def _pii_patterns(gw: GatewaySettings) -> list[dict]:
+    """The same list for prompts and answers."""
     patterns = []
     for p in gw.pii_patterns:
         if p.regex is None:
             patterns.append({"pattern_type": "prebuilt", "pattern_name": p.name, "action": p.action})
         else:
             patterns.append({"pattern_type": "regex", "name": p.name, "pattern": p.regex, "action": p.action})
-    return {
-        "guardrail_name": GUARDRAIL_NAME,
-        "litellm_params": {
-            "guardrail": "litellm_content_filter",
-            "mode": "pre_call",  # during_call MASK is racy upstream; pre_call masks before routing
-            "default_on": True,  # every request, whatever the key or team asks for
-            "patterns": patterns,
-        },
-    }
+    return patterns

@@ -211,6 +211,58 @@ def _default_patterns() -> list[PiiPattern]:
 REQUIRED_PII_PATTERNS = ("email", "credit_card", "iban", "uae_emirates_id", "uae_phone")
 
 
+# Keyword categories of LiteLLM's content filter that screen for prompt injection, from
+# litellm/proxy/guardrails/guardrail_hooks/litellm_content_filter/categories/ in litellm 1.100.5
+# (tests/test_gateway_settings.py checks they exist). The SQL and code categories are left out of
+# the default: they refuse ordinary questions about SQL or shell commands.
+PROMPT_INJECTION_CATEGORIES = frozenset(
+    [
+        "prompt_injection_system_prompt",
+        "prompt_injection_jailbreak",
+        "prompt_injection_data_exfiltration",
+        "prompt_injection_sql",
+        "prompt_injection_malicious_code",
+    ]
+)
+DEFAULT_INJECTION_CATEGORIES = ("prompt_injection_system_prompt", "prompt_injection_jailbreak")
+
+
+class InputBudget(Settings):
+    max_tokens: int = Field(32768, ge=1)
+    """Input tokens a request may send on any route not listed in `routes` (counted as LiteLLM
+    does for models without their own tokenizer: tiktoken cl100k_base). The default, 32768, is a
+    ceiling for runaway prompts; set each route's own budget below it."""
+    routes: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    """Input-token limit per route (public model name), replacing maxTokens for that route."""
+
+
+class ResponseCache(Settings):
+    routes: list[str] = Field(default_factory=list)
+    """Routes (public model names) whose answers are cached: opt-in, none by default. A cached
+    answer is keyed by the caller's team (or key, without a team) and never served to another."""
+    backend: Literal["valkey", "local"] = "valkey"
+    """valkey: ElastiCache Serverless for Valkey in the VPC (TLS, own KMS key, password auth),
+    shared by every gateway pod. local: each pod's memory (no AWS resource; hits only on the pod
+    that answered first)."""
+    ttl_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    """How long a cached answer is served."""
+    allow_in_regulated_stack: bool = False
+    """A regulated stack caches nothing unless this is true: cached answers are model output kept
+    outside the model (masked on the way out, as every answer is)."""
+    max_data_gb: int = Field(1, ge=1, le=5000)
+    """valkey: the serverless cache's data storage limit (GB)."""
+    max_ecpu_per_second: int = Field(5000, ge=1000, le=15000000)
+    """valkey: the serverless cache's ElastiCache Processing Units per second limit."""
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, value: list[str]) -> list[str]:
+        dupes = sorted({r for r in value if value.count(r) > 1})
+        if dupes:
+            raise ValueError(f"routes must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+
 class SelfHostedPricing(Settings):
     assumed_utilization: float = Field(0.5, gt=0, le=1)
     """Share of a replica's hours spent generating. Prices are set so that the GPU-hours of a
@@ -218,6 +270,41 @@ class SelfHostedPricing(Settings):
     input_to_output_cost_ratio: float = Field(0.25, gt=0, le=1)
     """Price of a prompt token relative to a generated one (prefill is far cheaper than decode;
     0.25 matches common API price sheets, e.g. 2.50 vs 10.00 USD per million)."""
+
+
+class GatewayDatabase(Settings):
+    """Where LiteLLM keeps its keys, teams and budgets (a few MB of metadata)."""
+
+    engine: Literal["rds", "in-cluster"] = "rds"
+    """rds: RDS PostgreSQL (encrypted, backups, Multi-AZ in prod; sized by the database* keys).
+    in-cluster: one PostgreSQL pod (StatefulSet) on an encrypted gp3 volume in the gateway's
+    namespace, reachable only from the gateway pods: no backups, no standby, and the gateway's pods
+    need no security group of their own (so t-family system nodes work). Public and internal
+    stacks only."""
+    volume_gib: int = Field(5, ge=1, le=100)
+    """in-cluster: size of its gp3 volume (kept when the StatefulSet is deleted)."""
+    cpu: str = Field("50m", pattern=r"^\d+m?$")
+    """in-cluster: CPU requested by the PostgreSQL pod."""
+    memory_mib: int = Field(192, ge=64)
+    """in-cluster: memory requested by the PostgreSQL pod."""
+    memory_limit_mib: int = Field(512, ge=64)
+    """in-cluster: memory ceiling of the PostgreSQL pod (killed above it): at least memoryMib."""
+
+    @model_validator(mode="after")
+    def _limit(self):
+        if self.memory_limit_mib < self.memory_mib:
+            raise ValueError(
+                f"memoryLimitMib ({self.memory_limit_mib}) is below memoryMib ({self.memory_mib})"
+            )
+        in_cluster_keys = {"volume_gib", "cpu", "memory_mib", "memory_limit_mib"} & self.model_fields_set
+        if self.engine == "rds" and in_cluster_keys:
+            keys = ", ".join(sorted(type(self).model_fields[k].alias or k for k in in_cluster_keys))
+            raise ValueError(f"{keys} apply to engine in-cluster only (engine is rds)")
+        return self
+
+
+RDS_DATABASE_KEYS = ("database_instance_class", "database_storage_gib", "database_backup_retention_days",
+                     "database_multi_az")  # fmt: skip
 
 
 class GatewaySettings(Settings):
@@ -237,11 +324,25 @@ class GatewaySettings(Settings):
     cooldown_seconds: int = Field(30, ge=1)
     """How long a failing deployment stays out of rotation."""
     pii_guardrail: bool | None = None
-    """LiteLLM's content filter in pre_call mode on every request. Unset: on in confidential and
-    regulated stacks (where it cannot be turned off), off elsewhere."""
+    """LiteLLM's content filter on every request, masking prompts (pre_call) and answers
+    (post_call). Unset: on in confidential and regulated stacks (where it cannot be turned off),
+    off elsewhere."""
     pii_patterns: list[PiiPattern] = Field(default_factory=_default_patterns)
-    """Patterns the guardrail masks or blocks. Default: the prebuilt email, credit_card, iban,
-    uae_emirates_id and uae_phone, plus iban_grouped (IBANs written in groups of four), all MASK."""
+    """Patterns the guardrail masks or blocks, in prompts (pre_call) and in model answers
+    (post_call, streamed or not). Default: the prebuilt email, credit_card, iban, uae_emirates_id
+    and uae_phone, plus iban_grouped (IBANs written in groups of four), all MASK."""
+    prompt_injection_screen: bool | None = None
+    """Refuse prompts matching LiteLLM's prompt-injection keyword categories (content filter,
+    in-process: no external service). Unset: on in confidential and regulated stacks (where it
+    cannot be turned off), off elsewhere."""
+    prompt_injection_categories: list[str] = Field(default_factory=lambda: list(DEFAULT_INJECTION_CATEGORIES))
+    """The content filter's categories the screen blocks (prompt_injection_system_prompt,
+    prompt_injection_jailbreak, prompt_injection_data_exfiltration, prompt_injection_sql,
+    prompt_injection_malicious_code)."""
+    input_budget: InputBudget = InputBudget()
+    """Input-token limits per route; a team file may set a tighter one for the team's keys."""
+    response_cache: ResponseCache = ResponseCache()
+    """Response caching for repeat-heavy routes, per team."""
     message_logging: bool | None = None
     """Whether prompts and responses are kept in logs and callbacks. Unset: off in regulated
     stacks (turn_off_message_logging), on elsewhere. Regulated stacks cannot turn it on."""
@@ -264,6 +365,8 @@ class GatewaySettings(Settings):
     throttled, yet one runaway pod cannot starve the system nodes it shares."""
     memory_request_mib: int = Field(1024, ge=256)
     """LiteLLM holds the cost map and the router in memory; 1 GiB is a comfortable floor."""
+    database: GatewayDatabase = GatewayDatabase()
+    """The keys/teams/budgets database: RDS (default) or an in-cluster PostgreSQL."""
     database_instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     """RDS instance class of the keys/teams/budgets database (small: it holds metadata, not logs)."""
     database_storage_gib: int = Field(20, ge=20)
@@ -317,6 +420,17 @@ class GatewaySettings(Settings):
             raise ValueError(f"pattern names must be unique; repeated: {', '.join(dupes)}")
         return value
 
+    @field_validator("prompt_injection_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in PROMPT_INJECTION_CATEGORIES]
+        if unknown:
+            known = ", ".join(sorted(PROMPT_INJECTION_CATEGORIES))
+            raise ValueError(f"unknown categor(ies) {', '.join(unknown)}; known: {known}")
+        if not value:
+            raise ValueError("at least one category (or set promptInjectionScreen: false)")
+        return list(dict.fromkeys(value))
+
     @field_validator("fallbacks")
     @classmethod
     def _unique_fallbacks(cls, value: list[FallbackChain]) -> list[FallbackChain]:
@@ -333,11 +447,22 @@ class GatewaySettings(Settings):
             raise ValueError(f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})")
         return self
 
+    @model_validator(mode="after")
+    def _rds_keys(self):
+        rds_keys = [k for k in RDS_DATABASE_KEYS if k in self.model_fields_set]
+        if self.database.engine == "in-cluster" and rds_keys:
+            keys = ", ".join(type(self).model_fields[k].alias or k for k in rds_keys)
+            raise ValueError(f"{keys}: RDS settings, but database.engine is in-cluster; remove them")
+        return self
+
     def external_model_names(self) -> list[str]:
         return [m.name for p in self.external_providers for m in p.models]
 
     def guardrail_on(self, sensitive: bool) -> bool:
         return sensitive if self.pii_guardrail is None else self.pii_guardrail
+
+    def injection_screen_on(self, sensitive: bool) -> bool:
+        return sensitive if self.prompt_injection_screen is None else self.prompt_injection_screen
 
     def message_logging_on(self, regulated: bool) -> bool:
         return (not regulated) if self.message_logging is None else self.message_logging
@@ -357,6 +482,22 @@ def check_gateway(gateway: GatewaySettings, classification: str) -> list[str]:
     problems = []
     if sensitive and gateway.pii_guardrail is False:
         problems.append(f"piiGuardrail: cannot be false in a {classification} stack (masking is mandatory)")
+    if sensitive and gateway.prompt_injection_screen is False:
+        problems.append(
+            f"promptInjectionScreen: cannot be false in a {classification} stack "
+            "(injection screening is mandatory)"
+        )
+    if regulated and gateway.response_cache.routes and not gateway.response_cache.allow_in_regulated_stack:
+        problems.append(
+            "responseCache.routes: a regulated stack caches no answers unless "
+            "responseCache.allowInRegulatedStack is true (cached answers are model output kept "
+            "outside the model)"
+        )
+    if gateway.database.engine == "in-cluster" and sensitive:
+        problems.append(
+            f"database.engine: in-cluster is for public and internal stacks only ({classification} here): "
+            "one pod on one volume keeps no backups and has no standby; use rds"
+        )
     if regulated and gateway.message_logging:
         problems.append("messageLogging: cannot be true in a regulated stack (prompts must not reach logs)")
     if gateway.external_providers:

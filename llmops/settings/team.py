@@ -38,6 +38,7 @@ from llmops.errors import LlmopsError
 from llmops.inputs import InputError, load_yaml
 from llmops.settings.base import Settings, dns_label
 from llmops.settings.prompts import GITHUB_SUBJECT
+from llmops.settings.serving import CollectionSpec, collection_name
 from llmops.settings.stack import DataClassification, StackSettings
 
 STACKS_DIR = PROJECT_DIR / "stacks"
@@ -61,7 +62,6 @@ MEMORY_UNITS = {
     **{u: 1024**i for i, u in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), start=1)},
     **{u: 1000**i for i, u in enumerate(("k", "M", "G", "T", "P", "E"), start=1)},
 }
-COLLECTION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -178,15 +178,6 @@ def _override_patch(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _collection(value: str) -> str:
-    if not COLLECTION.match(value):
-        raise ValueError(
-            f"{value!r} must be a collection name of lower-case letters, digits, '_' and '-' "
-            "(at most 63, starting with a letter or digit)"
-        )
-    return value
-
-
 def _github_subject(value: str) -> str:
     if value.strip() in ("*", "repo:*") or not GITHUB_SUBJECT.match(value):
         raise ValueError(
@@ -243,11 +234,19 @@ def _known_model(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _declared_collections(value: list[CollectionSpec]) -> list[CollectionSpec]:
+    names = [c.name for c in value]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"collection names must be unique; repeated: {', '.join(dupes)}")
+    return value
+
+
 EnvironmentName = Annotated[str, AfterValidator(_environment)]
 RoleArn = Annotated[str, AfterValidator(_role_arn)]
 ModelName = Annotated[str, AfterValidator(_known_model)]
 GithubSubject = Annotated[str, AfterValidator(_github_subject)]
-CollectionName = Annotated[str, AfterValidator(_collection)]
+CollectionName = Annotated[str, AfterValidator(collection_name)]
 EnvironmentList = Annotated[list[EnvironmentName], Field(min_length=1), AfterValidator(_unique)]
 _ENVIRONMENTS = TypeAdapter(EnvironmentList | None)
 
@@ -300,6 +299,10 @@ class TeamGateway(Settings):
     """Tokens per minute the team's keys may use together. Unset: no limit."""
     rpm_limit: int | None = Field(None, gt=0)
     """Requests per minute the team's keys may make together. Unset: no limit."""
+    max_input_tokens: int | None = Field(None, gt=0)
+    """Input tokens one request of the team's keys may send (its prompt-size budget, refused at the
+    gateway before any model call). The route's own budget (llmops:gateway.inputBudget) still
+    applies: the tighter wins. Unset: the route's only."""
 
 
 class TeamPrompts(Settings):
@@ -340,6 +343,12 @@ class TeamSettings(Settings):
     """Who may push the team's prompts."""
     vector_collections: Annotated[list[CollectionName], AfterValidator(_unique)] = Field(default_factory=list)
     """Qdrant collections the team owns (no two teams own the same one)."""
+    collections: Annotated[list[CollectionSpec], AfterValidator(_declared_collections)] = Field(
+        default_factory=list
+    )
+    """Collections the platform creates for the team and watches, as `llmops:vectorDb.collections`
+    without ownerTeam (docs/retrieval.md); the team owns them as it owns its vectorCollections. A name
+    must not be the stack's or another team's."""
     overrides: dict[
         Annotated[str, AfterValidator(_override_environment)],
         Annotated[dict[str, Any], AfterValidator(_override_patch)],
@@ -366,6 +375,11 @@ class TeamSettings(Settings):
     @property
     def namespace(self) -> str:
         return f"team-{self.name}"
+
+    @property
+    def collection_names(self) -> list[str]:
+        """Every collection the team owns: vectorCollections, then the ones it declares."""
+        return list(dict.fromkeys([*self.vector_collections, *(c.name for c in self.collections)]))
 
     @property
     def prompt_prefix(self) -> str:
@@ -410,7 +424,7 @@ def load_teams(settings: StackSettings, directory: Path = TEAMS_DIR) -> list[Tea
     files = [p for p in names if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")]
     known = _known_environments(directory, settings.environment)
     results = [_load_file(path, settings, known) for path in files]
-    _check_across_files(results)
+    _check_across_files(results, settings, directory.parent / f"Pulumi.{settings.environment}.yaml")
     problems = [p for r in results for p in r.problems]
     if problems:
         raise SettingsError(_shown(directory), problems, what="the team files")
@@ -484,8 +498,9 @@ def _load_file(path: Path, settings: StackSettings, known: tuple[str, ...]) -> _
     return result
 
 
-def _check_across_files(results: list[_FileResult]) -> None:
-    """Team names are unique across files; a vector collection has one owner."""
+def _check_across_files(results: list[_FileResult], settings: StackSettings, stack_file: Path) -> None:
+    """Team names are unique across files; a vector collection has one owner, and a collection a
+    team declares is not one the stack declares."""
     by_name: dict[str, list[_FileResult]] = {}
     for r in results:
         if r.name is not None:
@@ -495,16 +510,29 @@ def _check_across_files(results: list[_FileResult]) -> None:
             others = ", ".join(_shown(o.path) for o in same if o is not r)
             r.problems.append(f"{_shown(r.path)}: name: team {name} is also defined in {others}")
     owners: dict[str, _FileResult] = {}
+    in_stack = {c.name: (i, c) for i, c in enumerate(settings.vector_db.collections)}
     for r in results:
         if r.team is None or r.problems:
             continue
-        for i, collection in enumerate(r.team.vector_collections):
+        owned = [(("vectorCollections", i), c) for i, c in enumerate(r.team.vector_collections)]
+        owned += [(("collections", i, "name"), c.name) for i, c in enumerate(r.team.collections)]
+        for loc, collection in owned:
+            where = _loc(loc)
+            if r.patch and _in_patch(loc, r.patch):
+                where = f"overrides.{r.environment}.{where}"
+            stack_index, declared = in_stack.get(collection, (None, None))
+            if declared is not None and (
+                loc[0] == "collections" or declared.owner_team not in (None, r.team.name)
+            ):
+                owner = f" (ownerTeam {declared.owner_team})" if declared.owner_team else ""
+                r.problems.append(
+                    f"{_shown(r.path)}: {where}: collection {collection} is declared by the "
+                    f"{settings.environment} stack{owner} too ({_shown(stack_file)}: "
+                    f"llmops:vectorDb.collections[{stack_index}])"
+                )
+                continue
             first = owners.setdefault(collection, r)
             if first is not r:
-                loc = ("vectorCollections", i)
-                where = _loc(loc)
-                if r.patch and _in_patch(loc, r.patch):
-                    where = f"overrides.{r.environment}.{where}"
                 r.problems.append(
                     f"{_shown(r.path)}: {where}: collection {collection} is owned by team "
                     f"{first.team.name} ({_shown(first.path)}) too"
