@@ -23,12 +23,17 @@ from llmops.inputs import InputError, open_binary
 SPEND_LOG = "spend-log file"
 
 
-def gpu_price_environment() -> dict[str, str]:
-    """The gpu_idle Lambda's price variables, from the one price table (llmops/instances.py)."""
-    prices = {name: t.usd_per_hour for name, t in sorted(instances.GPU_INSTANCE_TYPES.items())}
+def gpu_price_environment(region: str) -> dict[str, str]:
+    """The gpu_idle Lambda's price variables: the On-Demand prices of the GPU types offered in the
+    stack's region (llmops/pricing/<region>.yaml), with their source; none in an unpriced region."""
+    prices = {}
+    for name, instance in sorted(instances.GPU_INSTANCE_TYPES.items()):
+        price = instance.usd_per_hour(region)
+        if price is not None:
+            prices[name] = price
     return {
         "HOURLY_PRICES_USD": json.dumps(prices, separators=(",", ":")),
-        "PRICE_SOURCE": f"{instances.PRICE_SOURCE}, recorded {instances.PRICE_DATE}",
+        "PRICE_SOURCE": f"AWS EC2 On-Demand list prices, {region}, Linux ({instances.price_source(region)})",
     }
 
 

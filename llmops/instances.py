@@ -1,18 +1,26 @@
-"""EC2 instance facts and list prices the settings check and the cost estimate rely on.
+"""EC2 instance facts and regional list prices the settings checks and the cost estimate rely on.
 
-Prices are US East (N. Virginia) On-Demand Linux list prices in USD per hour, from
-https://aws.amazon.com/ec2/pricing/on-demand/ (recorded 2025-11; P4d and P5 after AWS's
-June 2025 price reduction). Other regions cost more, typically 10-30%; spot is cheaper but
-varies by the hour, so estimates never assume a spot discount.
-GPU counts and GPU models: https://aws.amazon.com/ec2/instance-types/accelerated-computing/
+The data lives next to this module, in llmops/pricing/: `catalogue.yaml` (hardware facts, the same
+everywhere) and one `<region>.yaml` per priced region, each made of tables that name their source,
+the date recorded and whether the figures were checked against that source (`verified`). A region
+without a file is not priced: callers say so instead of borrowing another region's prices.
+
+An instance type is *offered* in a region when the region's `offerings` table lists it (EC2
+DescribeInstanceTypeOfferings, as recorded by moto); that is what the GPU-pool availability check
+reads. Its price comes from the `ec2` table (verified list prices), else `ec2-estimated` or
+`ec2-cpu` (figures derived from us-east-1's, marked unverified). Spot and reserved capacity are
+priced at On-Demand: an upper bound, since spot prices vary by the hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-PRICE_SOURCE = "AWS EC2 On-Demand list prices, us-east-1, Linux (aws.amazon.com/ec2/pricing/on-demand)"
-PRICE_DATE = "2025-11"
+import yaml
+
+DATA_DIR = Path(__file__).parent / "pricing"
 HOURS_PER_MONTH = 730
 
 
@@ -23,56 +31,118 @@ class InstanceType:
     gpu_model: str  # empty for CPU-only types
     gpu_memory_gib: int  # per GPU
     vcpus: int
-    usd_per_hour: float
+    memory_gib: float
+    arch: str  # "x86_64" | "arm64"
 
     @property
     def family(self) -> str:
         return self.name.split(".", 1)[0]
 
+    def usd_per_hour(self, region: str) -> float | None:
+        """On-Demand Linux list price in `region`, or None (not priced or not offered there)."""
+        table = region_prices(region)
+        return table.instance_price(self.name) if table else None
 
-_TYPES = [
-    # name, GPUs, GPU model, GiB per GPU, vCPUs, USD/hour
-    ("g5.xlarge", 1, "A10G", 24, 4, 1.006),
-    ("g5.2xlarge", 1, "A10G", 24, 8, 1.212),
-    ("g5.12xlarge", 4, "A10G", 24, 48, 5.672),
-    ("g5.48xlarge", 8, "A10G", 24, 192, 16.288),
-    ("g6.xlarge", 1, "L4", 24, 4, 0.8048),
-    ("g6.2xlarge", 1, "L4", 24, 8, 0.9776),
-    ("g6.4xlarge", 1, "L4", 24, 16, 1.3232),
-    ("g6.12xlarge", 4, "L4", 24, 48, 4.6016),
-    ("g6.48xlarge", 8, "L4", 24, 192, 13.3504),
-    ("g6e.xlarge", 1, "L40S", 48, 4, 1.861),
-    ("g6e.2xlarge", 1, "L40S", 48, 8, 2.24208),
-    ("g6e.12xlarge", 4, "L40S", 48, 48, 10.49264),
-    ("g6e.48xlarge", 8, "L40S", 48, 192, 30.13118),
-    ("p4d.24xlarge", 8, "A100", 40, 96, 21.96),
-    ("p5.48xlarge", 8, "H100", 80, 192, 55.04),
-    ("m7i.large", 0, "", 0, 2, 0.1008),
-    ("m7i.xlarge", 0, "", 0, 4, 0.2016),
-    ("m7i.2xlarge", 0, "", 0, 8, 0.4032),
-]
-INSTANCE_TYPES: dict[str, InstanceType] = {row[0]: InstanceType(*row) for row in _TYPES}
+    def usd_per_gpu_hour(self, region: str) -> float | None:
+        price = self.usd_per_hour(region)
+        return price / self.gpus if price is not None and self.gpus else None
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float
+    table: str
+    source: str
+    recorded: str | None
+    verified: bool
+    note: str
+
+    @property
+    def cite(self) -> str:
+        when = f", recorded {self.recorded}" if self.recorded else ""
+        return f"{self.source}{when}{'' if self.verified else ' (unverified)'}"
+
+
+@dataclass(frozen=True)
+class RegionPrices:
+    region: str
+    tables: dict[str, dict]
+
+    def price(self, table: str, key: str) -> Price | None:
+        data = self.tables.get(table)
+        if not data or key not in data.get("prices", {}):
+            return None
+        return Price(
+            float(data["prices"][key]),
+            table,
+            data["source"],
+            data.get("recorded"),
+            bool(data.get("verified")),
+            data.get("note", ""),
+        )
+
+    def instance(self, name: str) -> Price | None:
+        """An instance type's price: from the verified `ec2` table first, then the estimated ones."""
+        for table in ("ec2", "ec2-estimated", "ec2-cpu"):
+            found = self.price(table, name)
+            if found:
+                return found
+        return None
+
+    def instance_price(self, name: str) -> float | None:
+        found = self.instance(name)
+        return found.usd if found else None
+
+    def offered(self, name: str) -> bool:
+        """Whether `name` is offered in the region (its offerings table)."""
+        return name in self.tables["offerings"]["types"]
+
+
+def _load_catalogue() -> dict[str, InstanceType]:
+    rows = yaml.safe_load((DATA_DIR / "catalogue.yaml").read_text())["types"]
+    return {row[0]: InstanceType(*row) for row in rows}
+
+
+INSTANCE_TYPES: dict[str, InstanceType] = _load_catalogue()
 GPU_INSTANCE_TYPES = {n: t for n, t in INSTANCE_TYPES.items() if t.gpus}
 GPU_FAMILIES = sorted({t.family for t in GPU_INSTANCE_TYPES.values()})
+PRICED_REGIONS = sorted(p.stem for p in DATA_DIR.glob("*-*-*.yaml"))
 
-# Fixed infrastructure, USD per hour (same source page family, us-east-1, recorded 2025-11).
-EKS_CONTROL_PLANE_PER_HOUR = 0.10  # aws.amazon.com/eks/pricing, standard support
-NAT_GATEWAY_PER_HOUR = 0.045  # aws.amazon.com/vpc/pricing, before data processing
-INTERFACE_ENDPOINT_PER_AZ_HOUR = 0.01  # aws.amazon.com/privatelink/pricing
-KMS_KEY_PER_MONTH = 1.0  # aws.amazon.com/kms/pricing
-SECRET_PER_MONTH = 0.40  # aws.amazon.com/secrets-manager/pricing, per secret, before API calls
-# aws.amazon.com/cloudwatch/pricing: a standard-resolution alarm is billed per metric it reads;
-# an anomaly-detection alarm reads three (the metric and the band's upper and lower bounds).
-ALARM_METRIC_PER_MONTH = 0.10
-ANOMALY_ALARM_METRICS = 3
-# RDS for PostgreSQL, Single-AZ, us-east-1 (aws.amazon.com/rds/postgresql/pricing, as quoted by
-# third-party breakdowns in 2026); Multi-AZ bills the standby too: twice instance and storage.
-RDS_POSTGRES_PER_HOUR = {"db.t4g.micro": 0.016, "db.t4g.small": 0.032, "db.t4g.medium": 0.065}
-RDS_GP3_PER_GIB_MONTH = 0.115
+
+@cache
+def region_prices(region: str) -> RegionPrices | None:
+    """The region's price tables, or None when the region has no file (it is not priced)."""
+    path = DATA_DIR / f"{region}.yaml"
+    if region not in PRICED_REGIONS or not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text())
+    return RegionPrices(data["region"], data["tables"])
 
 
 def types_in_pool(instance_types: list[str], instance_families: list[str]) -> list[InstanceType]:
-    """The known GPU instance types a pool may launch, from explicit types or whole families."""
+    """The known GPU instance types a pool may launch, from explicit types or whole families,
+    in every region (see offered_in for one region's)."""
     chosen = [GPU_INSTANCE_TYPES[n] for n in instance_types if n in GPU_INSTANCE_TYPES]
     chosen += [t for t in GPU_INSTANCE_TYPES.values() if t.family in instance_families]
-    return sorted(set(chosen), key=lambda t: (t.gpus, t.usd_per_hour))
+    return sorted(set(chosen), key=lambda t: (t.gpus, t.vcpus, t.name))
+
+
+def offered_in(types: list[InstanceType], region: str) -> list[InstanceType]:
+    """The types offered in `region`; all of them when the region is not priced (nothing known)."""
+    table = region_prices(region)
+    return types if table is None else [t for t in types if table.offered(t.name)]
+
+
+def price_source(region: str) -> str:
+    """The source and date of the region's verified EC2 prices."""
+    table = region_prices(region)
+    if table is None:
+        return f"no price table for {region}"
+    ec2 = table.tables["ec2"]
+    return f"{ec2['source']}, recorded {ec2.get('recorded')}"
+
+
+def availability_date(region: str) -> str:
+    """Where the region's offerings were recorded."""
+    table = region_prices(region)
+    return f"offerings from {table.tables['offerings']['recorded']}" if table else "not recorded"

@@ -102,6 +102,8 @@ def run(stack: str, build_dir: Path) -> PlanResult:
         "dataClassification": settings.data_classification,
         "allowedRegions": list(settings.allowed_regions),
     }
+    if isinstance(settings, StackSettings):  # what the cost estimate assumes about usage
+        plan.settings["costAssumptions"] = settings.cost_assumptions.model_dump(by_alias=True)
     out_dir = build_dir / name
     try:
         write_outputs(plan, out_dir)
@@ -115,7 +117,31 @@ def run(stack: str, build_dir: Path) -> PlanResult:
     config = policy.stack_config(name, settings.data_classification, list(settings.allowed_regions))
     violations = policy.evaluate_plan(doc, config)
     findings = verify.verify_plan(doc)
-    return PlanResult(name, settings, plan, out_dir, estimate.estimate(doc), violations, findings, teams)
+    cost = estimate.estimate(doc)
+    cost.warnings += availability_warnings(settings)
+    write_cost(cost, out_dir)
+    return PlanResult(name, settings, plan, out_dir, cost, violations, findings, teams)
+
+
+def availability_warnings(settings) -> list[str]:
+    """GPU pools that allow types the stack's region does not offer (none offered is a settings error)."""
+    if not isinstance(settings, StackSettings):
+        return []
+    from llmops.settings.infra import unavailable_types
+
+    out = []
+    for pool in settings.gpu_pools:
+        missing = unavailable_types(pool, settings.region)
+        if missing:
+            where = f"GPU pool {pool.name} allows types not offered in {settings.region}"
+            out.append(f"{where}: {', '.join(missing)}")
+    return out
+
+
+def write_cost(cost: estimate.Estimate, out_dir: Path) -> None:
+    """build/STACK/cost.json: every line with its quantity, unit price, region, source and
+    assumption, and the totals `llmops plan` prints (llmops diff and CI read it)."""
+    (out_dir / "cost.json").write_text(json.dumps(cost.to_dict(), indent=2) + "\n")
 
 
 def write_teams(teams: list[TeamSettings], environment: str, out_dir: Path) -> None:
@@ -189,6 +215,13 @@ def component_of(resource: dict, by_name: dict[str, dict]) -> str:
 def exposure(plan: RecordedPlan) -> list[str]:
     """Everything reachable from, or addressed to, the internet."""
     found = []
+    # Interfaces with an Elastic IP, and those that forward (a NAT instance's: source/dest check off).
+    addressed = {r["inputs"].get("networkInterface") for r in plan.of_type("aws:ec2/eip:Eip")}
+    forwarding = {
+        r["id"]
+        for r in plan.of_type("aws:ec2/networkInterface:NetworkInterface")
+        if r["inputs"].get("sourceDestCheck") is False
+    }
     for r in plan.resources:
         inputs, type_ = r["inputs"], r["type"]
         if type_ == "aws:eks/cluster:Cluster" and inputs.get("vpcConfig", {}).get("endpointPublicAccess"):
@@ -196,6 +229,15 @@ def exposure(plan: RecordedPlan) -> list[str]:
             found.append(f"EKS API endpoint {inputs.get('name')}: public, from {cidrs}")
         elif type_ == "aws:ec2/natGateway:NatGateway":
             found.append(f"NAT gateway {r['name']}: public IP, outbound only")
+        elif type_ == "aws:ec2/instance:Instance":
+            eni = (inputs.get("primaryNetworkInterface") or {}).get("networkInterfaceId")
+            if eni in forwarding and eni in addressed:
+                found.append(
+                    f"NAT instance {r['name']} ({inputs.get('instanceType')}): public IP, outbound only, "
+                    "a server you patch"
+                )
+            elif eni in addressed or inputs.get("associatePublicIpAddress"):
+                found.append(f"instance {r['name']}: public IP")
         elif type_ == "aws:lb/loadBalancer:LoadBalancer" and not inputs.get("internal"):
             found.append(f"load balancer {r['name']}: internet-facing")
         elif type_ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer":
@@ -270,7 +312,7 @@ def summary(result: PlanResult) -> list[str]:
     out += ["Policy pack:", policy.format_violations(result.violations, settings.data_classification), ""]
     out += ["Contracts between components (llmops verify):", verify.format_findings(result.findings), ""]
     out += [
-        f"Wrote {result.out_dir}/plan.json and "
+        f"Wrote {result.out_dir}/plan.json, {result.out_dir}/cost.json and "
         f"{len(manifests(plan))} manifests under {result.out_dir}/manifests/",
     ]
     return out

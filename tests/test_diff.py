@@ -1,5 +1,5 @@
 """`llmops diff BASE HEAD`: two real plans of the dev stack, the head planned from a changed stack file
-(a bigger GPU pool, a second model, a third system node) or edited as a plan document."""
+(a bigger GPU pool, a second model, a second system node) or edited as a plan document."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ MONTH = prices.HOURS_PER_MONTH
 NEW_MODEL = """    - name: llama-8b
       servedName: meta-llama/Llama-3.1-8B-Instruct
       s3Prefix: meta-llama/Llama-3.1-8B-Instruct/
-      pool: l4-spot
+      pool: a10g-spot
       gpus: 1
       minReplicas: 1
       maxReplicas: 2
@@ -44,7 +44,11 @@ ADDED = {
 }
 CHANGED = {
     ("aws:eks/nodeGroup:NodeGroup", "llmops-dev-cluster-system"),
-    ("kubernetes:karpenter.sh/v1:NodePool", "llmops-dev-gpu-l4-spot"),
+    # Two nodes: two Karpenter replicas (one per node) and CoreDNS back at its default two.
+    ("kubernetes:helm.sh/v4:Chart", "llmops-dev-gpu-karpenter"),
+    ("aws:eks/addon:Addon", "llmops-dev-cluster-coredns"),
+    ("aws:eks/addon:Addon", "llmops-dev-cluster-aws-ebs-csi-driver"),  # and two EBS CSI controllers
+    ("kubernetes:karpenter.sh/v1:NodePool", "llmops-dev-gpu-a10g-spot"),
     ("kubernetes:core/v1:ConfigMap", "llmops-dev-gateway-config"),  # the model in the LiteLLM config
     ("kubernetes:apps/v1:Deployment", "llmops-dev-gateway-deployment"),  # its config checksum
     (
@@ -65,6 +69,12 @@ def base() -> dict:
 
 
 @pytest.fixture(scope="module")
+def staging() -> dict:
+    """A stack with separate KMS keys and an RDS database (dev shares one key, runs its own)."""
+    return doc_of(stack_plan("staging"))
+
+
+@pytest.fixture(scope="module")
 def head(tmp_path_factory) -> dict:
     """The plan of a pull request's head: a copy of stacks/ (team files too) with dev changed."""
     where = tmp_path_factory.mktemp("head")
@@ -74,9 +84,9 @@ def head(tmp_path_factory) -> dict:
         stack_file.read_text()
         .replace("      maxGpus: 4\n", "      maxGpus: 8\n")
         .replace("      tokensPerSecond: 1500\n", "      tokensPerSecond: 1500\n" + NEW_MODEL)
-        .replace("      minSize: 2\n      maxSize: 3\n", "      minSize: 3\n      maxSize: 4\n")
+        .replace("      minSize: 1\n      maxSize: 2\n", "      minSize: 2\n      maxSize: 3\n")
     )
-    assert changed.count("maxGpus: 8") == 1 and "llama-8b" in changed and "minSize: 3" in changed
+    assert changed.count("maxGpus: 8") == 1 and "llama-8b" in changed and "minSize: 2" in changed
     stack_file.write_text(changed)
     return doc_of(plan.run(str(stack_file), where / "build"))
 
@@ -120,13 +130,13 @@ def test_exactly_the_model_s_resources_are_added_and_the_pool_nodes_and_gateway_
 
 def test_changed_inputs_are_dotted_paths_with_before_and_after(diff):
     changes = {(d.name, c.path): (c.before, c.after) for d in diff.resources for c in d.changes}
-    assert changes["llmops-dev-gpu-l4-spot", 'spec.limits["nvidia.com/gpu"]'] == (4, 8)
-    assert changes["llmops-dev-cluster-system", "scalingConfig.minSize"] == (2, 3)
-    assert changes["llmops-dev-cluster-system", "scalingConfig.maxSize"] == (3, 4)
+    assert changes["llmops-dev-gpu-a10g-spot", 'spec.limits["nvidia.com/gpu"]'] == (4, 8)
+    assert changes["llmops-dev-cluster-system", "scalingConfig.minSize"] == (1, 2)
+    assert changes["llmops-dev-cluster-system", "scalingConfig.maxSize"] == (2, 3)
     config = changes["llmops-dev-gateway-config", 'data["config.yaml"]']
     assert "llama-8b" in config[1] and "llama-8b" not in config[0]
     components = {d.name: d.component for d in diff.resources}
-    assert components["llmops-dev-gpu-l4-spot"] == "gpu"
+    assert components["llmops-dev-gpu-a10g-spot"] == "gpu"
     assert components["llmops-dev-cluster-system"] == "cluster"
 
 
@@ -143,10 +153,10 @@ def test_the_same_plan_has_no_diff(base):
 
 def test_a_resource_under_a_new_parent_is_changed_not_replaced_by_a_new_one(base):
     head = copy.deepcopy(base)
-    pool = named(head, "llmops-dev-gpu-l4-spot")
+    pool = named(head, "llmops-dev-gpu-a10g-spot")
     pool["urn"] = pool["urn"].replace("llmops:gpu:GpuPools$", "llmops:serving:ModelServing$")
     (d,) = diff_plans(base, head).resources
-    assert (d.action, d.name) == ("changed", "llmops-dev-gpu-l4-spot")
+    assert (d.action, d.name) == ("changed", "llmops-dev-gpu-a10g-spot")
     assert any(note.startswith("URN changed") for note in d.attention)
 
 
@@ -157,13 +167,20 @@ def test_cost_delta_is_the_difference_of_the_two_estimates(diff, base, head):
     before, after = estimate.estimate(base), estimate.estimate(head)
     assert diff.cost.delta("minimum") == pytest.approx(after.minimum - before.minimum)
     assert diff.cost.delta("maximum") == pytest.approx(after.maximum - before.maximum)
-    system_node = prices.INSTANCE_TYPES["m7i.large"].usd_per_hour * MONTH  # a third system node
-    model_floor = prices.INSTANCE_TYPES["g6.xlarge"].usd_per_hour * MONTH  # llama-8b: 1 replica, 1 GPU
-    per_gpu = max(t.usd_per_hour / t.gpus for t in prices.types_in_pool([], ["g6"]))
-    assert diff.cost.delta("fixed") == pytest.approx(system_node)
-    assert diff.cost.delta("minimum") == pytest.approx(system_node + model_floor) and model_floor > 0
-    assert diff.cost.delta("maximum") == pytest.approx(system_node + 4 * per_gpu * MONTH)
+    lines = {d.key: d for d in diff.cost.lines}
+    # A second system node at eu-west-1's t4g.large price (an unverified estimate in the table).
+    system_node = prices.INSTANCE_TYPES["t4g.large"].usd_per_hour("eu-west-1") * MONTH
+    assert lines["System nodes t4g.large"].delta("minimum") == pytest.approx(system_node)
+    # llama-8b's floor: 1 x g5.xlarge, 1.123 USD/h in eu-west-1 (AWS Price List via
+    # instances.vantage.sh, 2026-01-21); the pool's 4 more GPUs at g5.16xlarge's 4.57237 per GPU.
+    assert lines["Model llama-8b: g5.xlarge"].delta("minimum") == pytest.approx(1.123 * MONTH)
+    pool = next(d for key, d in lines.items() if key.startswith("GPU pool a10g-spot"))
+    assert pool.delta("maximum") == pytest.approx(4 * 4.57237 * MONTH) and pool.delta("minimum") == 0
+    # Every moved line is listed: the totals' deltas are their sums.
+    for scale in ("minimum", "maximum"):
+        assert diff.cost.delta(scale) == pytest.approx(sum(d.delta(scale) for d in diff.cost.lines), abs=0.05)
     assert f"{diff.cost.delta('maximum'):+,.0f}" in text(diff)
+    assert "System nodes t4g.large" in text(diff)
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -171,7 +188,8 @@ def test_cost_delta_is_the_difference_of_the_two_estimates(diff, base, head):
 
 def test_a_value_secret_on_either_side_is_never_printed(base):
     head = copy.deepcopy(base)
-    named(head, "llmops-dev-gateway-db")["inputs"]["password"] = "hunter2-plaintext"
+    # dev's in-cluster database: its password Secret.
+    named(head, "llmops-dev-gateway-db-secret")["inputs"]["stringData"]["password"] = "hunter2-plaintext"
     env = named(head, "llmops-dev-gateway-env")["inputs"]["stringData"]
     env["LITELLM_MASTER_KEY"] = "sk-plaintext-master"
     old = copy.deepcopy(base)
@@ -181,7 +199,7 @@ def test_a_value_secret_on_either_side_is_never_printed(base):
         for output in (text(diff), markdown(diff), as_json(diff)):
             assert "hunter2" not in output and "sk-plaintext" not in output and "OLD KEY" not in output
             assert SECRET_MASK in output
-    (db,) = [d for d in diff_plans(base, head).resources if d.name == "llmops-dev-gateway-db"]
+    (db,) = [d for d in diff_plans(base, head).resources if d.name == "llmops-dev-gateway-db-secret"]
     assert (db.changes[0].before, db.changes[0].after, db.changes[0].secret) == (SECRET_MASK, WITHHELD, True)
     assert any("not masked in the head" in note for note in db.attention)
 
@@ -215,19 +233,19 @@ def test_removing_a_queue_policy_is_a_newly_broken_contract_and_exit_1(base, tmp
     assert err.startswith("error: the head introduces 0 mandatory policy violation(s) and 4 broken")
 
 
-def test_a_new_mandatory_violation_is_exit_1_and_called_out(base, tmp_path, capsys):
-    head = copy.deepcopy(base)
-    named(head, "llmops-dev-cluster-ebs-key")["inputs"]["enableKeyRotation"] = False
-    diff = diff_plans(base, head)
+def test_a_new_mandatory_violation_is_exit_1_and_called_out(staging, tmp_path, capsys):
+    head = copy.deepcopy(staging)
+    named(head, "llmops-staging-cluster-ebs-key")["inputs"]["enableKeyRotation"] = False
+    diff = diff_plans(staging, head)
     assert [(v.policy, v.resource, v.level) for v in diff.policy.new_mandatory] == [
-        ("kms-key-rotation-enabled", "llmops-dev-cluster-ebs-key", "mandatory")
+        ("kms-key-rotation-enabled", "llmops-staging-cluster-ebs-key", "mandatory")
     ]
     assert diff.policy.gone == [] and diff.contracts.new == []
     comment = markdown(diff)
     assert "**New mandatory policy violations**" in comment and "(**1 mandatory**)" in comment
     argv = [
         "diff",
-        str(write(tmp_path, "base.json", base)),
+        str(write(tmp_path, "base.json", staging)),
         str(write(tmp_path, "head.json", head)),
         "--json",
     ]
@@ -241,27 +259,29 @@ def test_a_new_mandatory_violation_is_exit_1_and_called_out(base, tmp_path, caps
     assert code_ == EXIT_OK and "Fixed policy violations:" in out
 
 
-def test_protect_flips_and_protected_changes_are_called_out(base):
-    protected = copy.deepcopy(base)
-    named(protected, "llmops-dev-cluster-ebs-key")["protect"] = True
-    named(protected, "llmops-dev-prompts-key")["protect"] = True
-    named(protected, "llmops-dev-gateway-db")["protect"] = True
+def test_protect_flips_and_protected_changes_are_called_out(staging):
+    protected = copy.deepcopy(staging)
+    named(protected, "llmops-staging-cluster-ebs-key")["protect"] = True
+    named(protected, "llmops-staging-prompts-key")["protect"] = True
+    named(protected, "llmops-staging-gateway-db")["protect"] = True
     head = copy.deepcopy(protected)
-    named(head, "llmops-dev-gateway-db")["inputs"]["username"] = "renamed"
-    key = named(head, "llmops-dev-cluster-ebs-key")
+    named(head, "llmops-staging-gateway-db")["inputs"]["username"] = "renamed"
+    key = named(head, "llmops-staging-cluster-ebs-key")
     key["protect"], key["inputs"]["deletionWindowInDays"] = False, 7
-    named(head, "llmops-dev-prompts-key")["inputs"]["description"] = "changed"
+    named(head, "llmops-staging-prompts-key")["inputs"]["description"] = "changed"
     attention = {d.name: d.attention for d in diff_plans(protected, head).attention}
-    assert "protect turned off: it can now be deleted or replaced" in attention["llmops-dev-cluster-ebs-key"]
-    assert "protected resource changed: 1 input path(s)" in attention["llmops-dev-prompts-key"]
+    assert (
+        "protect turned off: it can now be deleted or replaced" in attention["llmops-staging-cluster-ebs-key"]
+    )
+    assert "protected resource changed: 1 input path(s)" in attention["llmops-staging-prompts-key"]
     assert (
         "likely replaced: changing username forces a new resource; it holds data a replacement does not "
         "carry over; it is protected, so `pulumi up` will fail"
-    ) in attention["llmops-dev-gateway-db"]
+    ) in attention["llmops-staging-gateway-db"]
     comment = markdown(diff_plans(protected, head))
     assert comment.index("**Needs attention**") < comment.index("<details>")
     gone = copy.deepcopy(protected)
-    gone["resources"] = [r for r in gone["resources"] if r["name"] != "llmops-dev-prompts-key"]
+    gone["resources"] = [r for r in gone["resources"] if r["name"] != "llmops-staging-prompts-key"]
     (removed,) = [d for d in diff_plans(protected, gone).resources if d.action == "removed"]
     assert removed.protected and removed.attention == [
         "protected: `pulumi up` refuses to delete it until protect is lifted",
@@ -277,20 +297,24 @@ def test_markdown_starts_with_the_marker_and_the_summary(diff, base, head):
     lines = comment.splitlines()
     assert lines[0] == MARKER
     counts = f"{len(base['resources'])} | {len(head['resources'])}"
-    assert f"| resources | {counts} | 8 added, 5 changed, 0 removed |" in lines
+    assert f"| resources | {counts} | {len(ADDED)} added, {len(CHANGED)} changed, 0 removed |" in lines
     assert any(line.startswith("| monthly cost at minimum scale (USD) |") for line in lines)
-    assert any(line.startswith("| monthly cost at maximum GPU scale (USD) |") for line in lines)
+    assert any(line.startswith("| monthly cost at maximum scale (USD) |") for line in lines)
     assert "✅ No new mandatory policy violation or broken contract." in lines
-    assert comment.index("| resources |") < comment.index("<details><summary>cluster (+0 ~1 -0)</summary>")
-    # cluster, gateway, gpu, prompts (the routes in the registry config), serving
-    assert comment.count("<details>") == comment.count("</details>") == 5
+    assert comment.index("| resources |") < comment.index(
+        f"<details><summary>cluster (+0 ~{sum('-cluster-' in n for _, n in CHANGED)} -0)</summary>"
+    )
+    # the cost lines that moved, then cluster, gateway, gpu, prompts (the routes in the registry
+    # config), serving
+    assert comment.count("<details>") == comment.count("</details>") == 6
+    assert comment.index("<details><summary>Cost: ") < comment.index("<details><summary>cluster ")
 
 
 def test_json_is_everything(diff, head):
     doc = json.loads(as_json(diff))
     assert doc["failing"] is False and doc["base"]["stack"] == "dev"
     assert doc["head"]["resources"] == len(head["resources"])
-    pool = next(r for r in doc["resources"] if r["name"] == "llmops-dev-gpu-l4-spot")
+    pool = next(r for r in doc["resources"] if r["name"] == "llmops-dev-gpu-a10g-spot")
     assert pool["changes"] == [
         {"path": 'spec.limits["nvidia.com/gpu"]', "before": 4, "after": 8, "secret": False}
     ]
@@ -301,7 +325,7 @@ def test_a_huge_diff_is_cut_below_github_s_limit_with_the_summary_whole(base):
     head = copy.deepcopy(base)
     for i, res in enumerate(head["resources"]):
         res["inputs"].update({f"synthetic{k}": f"value {i} {k} " + "x" * 150 for k in range(30)})
-    extra = copy.deepcopy(named(base, "llmops-dev-gpu-l4-spot"))
+    extra = copy.deepcopy(named(base, "llmops-dev-gpu-a10g-spot"))
     for i in range(3000):
         head["resources"].append({**extra, "name": f"synthetic-{i}", "urn": f"{extra['urn']}-{i}"})
     diff = diff_plans(base, head)

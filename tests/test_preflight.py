@@ -218,7 +218,7 @@ def test_missing_linked_role_a_key_policy_names_fails(aws):
     create_linked_roles(preflight.EKS_ROLE, preflight.NODEGROUP_ROLE, preflight.SPOT_ROLE)
     target = stack_of("dev")
     resources = copy.deepcopy(target.resources)
-    key = next(r for r in resources if r["name"] == "llmops-dev-cluster-ebs-key")
+    key = next(r for r in resources if r["name"] == "llmops-dev-stack-key")
     policy = json.loads(key["inputs"]["policy"])
     role = (
         "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/"
@@ -233,13 +233,13 @@ def test_missing_linked_role_a_key_policy_names_fails(aws):
     )
     (autoscaling,) = [c for c in checks if c.subject == "AWSServiceRoleForAutoScaling"]
     assert autoscaling.status == "fail"
-    assert "llmops-dev-cluster-ebs-key" in autoscaling.message
+    assert "llmops-dev-stack-key" in autoscaling.message
     assert autoscaling.fix.endswith("--aws-service-name autoscaling.amazonaws.com")
 
 
 def test_spot_role_is_required_only_with_a_spot_pool():
     on_demand = [
-        {"name": "l4-spot", "instanceFamilies": ["g6"], "capacityTypes": ["on-demand"], "maxGpus": 2}
+        {"name": "a10g-spot", "instanceFamilies": ["g5"], "capacityTypes": ["on-demand"], "maxGpus": 2}
     ]
     assert "AWSServiceRoleForEC2Spot" in [r.name for r in preflight.required_linked_roles(stack_of("dev"))]
     names = [r.name for r in preflight.required_linked_roles(stack_of("dev", gpuPools=on_demand))]
@@ -328,25 +328,25 @@ def test_lambda_concurrency_keeps_100_unreserved(stub, total, unreserved, status
 
 def test_offerings_pass_where_every_pool_type_is_in_every_az(aws):
     checks = preflight.check_instance_offerings(preflight.connect(None, "eu-central-1"), settings_only("dev"))
-    assert by_subject(checks) == {"gpu pool l4-spot": "pass"}
+    assert by_subject(checks) == {"gpu pool a10g-spot": "pass"}
     assert "eu-central-1a, eu-central-1b" in checks[0].message  # azCount 2: the first two AZs
 
 
 def test_offerings_fail_a_pool_no_az_offers(aws):
-    # moto's eu-west-1 offers no g6 at all.
-    checks = preflight.check_instance_offerings(preflight.connect(None, "eu-west-1"), settings_only("dev"))
-    assert by_subject(checks) == {"gpu pool l4-spot": "fail"}
-    assert "none of g6.xlarge, g6.2xlarge, g6.4xlarge, g6.12xlarge, g6.48xlarge" in checks[0].message
+    # moto's eu-south-1 offers no g5 at all.
+    checks = preflight.check_instance_offerings(preflight.connect(None, "eu-south-1"), settings_only("dev"))
+    assert by_subject(checks) == {"gpu pool a10g-spot": "fail"}
+    assert "none of g5.xlarge, g5.2xlarge, g5.4xlarge, g5.8xlarge, g5.16xlarge" in checks[0].message
 
 
 def test_offerings_warn_about_types_missing_in_some_azs(aws):
-    # moto's me-central-1 offers g6 and g6e in its a and b AZs only, and no p5.
+    # moto's me-central-1 offers g6 and g6e in its a and b AZs only, p5en in a and c.
     checks = preflight.check_instance_offerings(
         preflight.connect(None, "me-central-1"), settings_only("prod")
     )
     assert by_subject(checks) == {
         "gpu pool l40s-ondemand": "warn",
-        "gpu pool h100-ondemand": "fail",
+        "gpu pool h200-ondemand": "warn",
         "gpu pool l4-spot": "warn",
     }
     assert checks[0].message == "me-central-1c lacks g6e.12xlarge, g6e.48xlarge"
@@ -373,14 +373,14 @@ def test_offerings_fail_when_the_region_has_fewer_azs_than_the_network(stub):
 
 
 def test_vcpu_needs_span_the_leanest_and_the_largest_sizes_within_max_gpus():
-    # dev's l4-spot: 4 GPUs of g6; g6.xlarge has 4 vCPUs per GPU, g6.4xlarge 16 (g6.48xlarge's
-    # 8 GPUs do not fit under maxGpus 4).
+    # dev's a10g-spot: 4 GPUs of g5; g5.xlarge has 4 vCPUs per GPU, g5.16xlarge 64 (AWS G5 page;
+    # g5.48xlarge's 8 GPUs do not fit under maxGpus 4).
     need = preflight.vcpu_needs(settings_only("dev").settings.gpu_pools)
     assert list(need) == [("G", "spot")]
-    assert (need["G", "spot"].lean, need["G", "spot"].worst) == (16, 64)
+    assert (need["G", "spot"].lean, need["G", "spot"].worst) == (16, 256)
 
 
-@pytest.mark.parametrize(("value", "status"), [(64.0, "pass"), (32.0, "warn"), (8.0, "fail")])
+@pytest.mark.parametrize(("value", "status"), [(256.0, "pass"), (32.0, "warn"), (8.0, "fail")])
 def test_gpu_quota_against_the_pools_ceiling(stub, value, status):
     client, stubber = stub("service-quotas")
     stub_quota(stubber, "L-3819A6DF", value)  # All G and VT Spot Instance Requests
@@ -388,16 +388,16 @@ def test_gpu_quota_against_the_pools_ceiling(stub, value, status):
         account_of(StubbedSession({"service-quotas": client})), settings_only("dev")
     )
     assert (check.subject, check.status) == ("All G and VT Spot Instance Requests (L-3819A6DF)", status)
-    assert "need 16-64" in check.message
+    assert "need 16-256" in check.message
     if status != "pass":
-        assert "--quota-code L-3819A6DF --desired-value 64 --region eu-west-1" in check.fix
+        assert "--quota-code L-3819A6DF --desired-value 256 --region eu-west-1" in check.fix
 
 
 def test_gpu_quotas_of_prod_per_class_and_market(stub):
     client, stubber = stub("service-quotas")
     stub_quota(stubber, "L-DB2E81BA", 384.0)  # l40s: 16 GPUs, up to 2 g6e.48xlarge
     stub_quota(stubber, "L-3819A6DF", 0.0)  # l4-spot: a new account's spot quota
-    stub_quota(stubber, "L-417A185B", 192.0)  # h100: one p5.48xlarge
+    stub_quota(stubber, "L-417A185B", 192.0)  # h200: one p5en.48xlarge
     checks = preflight.check_gpu_quotas(
         account_of(StubbedSession({"service-quotas": client})), settings_only("prod")
     )
@@ -410,7 +410,7 @@ def test_gpu_quota_falls_back_to_the_default_value(stub):
     stubber.add_client_error("get_service_quota", "NoSuchResourceException", http_status_code=400)
     stubber.add_response(
         "get_aws_default_service_quota",
-        {"Quota": {"QuotaCode": "L-3819A6DF", "Value": 64.0}},
+        {"Quota": {"QuotaCode": "L-3819A6DF", "Value": 256.0}},  # dev's worst case: 4 x g5.16xlarge
         {"ServiceCode": "ec2", "QuotaCode": "L-3819A6DF"},
     )
     (check,) = preflight.check_gpu_quotas(
@@ -639,7 +639,9 @@ def healthy_dev_account(stub, region="eu-central-1") -> StubbedSession:
     lambda_client, lambda_stub = stub("lambda", region)
     lambda_stub.add_response("get_account_settings", account_settings(1000, 1000), {})
     quotas, quotas_stub = stub("service-quotas", region)
-    stub_quota(quotas_stub, "L-3819A6DF", 64.0)
+    stub_quota(
+        quotas_stub, "L-3819A6DF", 256.0
+    )  # four g5.16xlarge (64 vCPUs each): the worst case of dev's pool
     eks, eks_stub = stub("eks", region)
     stub_addons(eks_stub, stack_of("dev"))
     ce, ce_stub = stub("ce", "us-east-1")

@@ -13,9 +13,9 @@ stayed below IDLE_THRESHOLD_PERCENT and the GPU has datapoints for at least 80% 
 periods (a node that launched mid-window, or stopped reporting, is not called idle).
 
 Prices come from HOURLY_PRICES_USD, a JSON object {instance type: USD per hour} that the
-cost_alarms component fills from `llmops/instances.py` (AWS EC2 On-Demand list prices,
-us-east-1, Linux, https://aws.amazon.com/ec2/pricing/on-demand/); PRICE_SOURCE names it in
-the alert. Spot or reserved nodes cost less than the list price shown.
+cost_alarms component fills from the stack region's table in `llmops/pricing/` (AWS EC2
+On-Demand list prices, Linux); PRICE_SOURCE names it in the alert. Spot or reserved nodes
+cost less than the list price shown.
 
 Environment: CLUSTER_NAME, TOPIC_ARN, IDLE_THRESHOLD_PERCENT (5), IDLE_WINDOW_MINUTES (60),
 PERIOD_SECONDS (300), HOURLY_PRICES_USD, PRICE_SOURCE, ENVIRONMENT.

@@ -11,12 +11,27 @@ from llmops.offline import RecordedPlan
 
 
 @dataclass
+class LineDelta:
+    """One billing line of the estimate (llmops/estimate.py), matched by key; 0 where absent."""
+
+    key: str
+    label: str  # the head's label, else the base's
+    base: dict[str, float]  # {"minimum": USD, "maximum": USD}
+    head: dict[str, float]
+
+    def delta(self, scale: str) -> float:
+        return self.head[scale] - self.base[scale]
+
+
+@dataclass
 class CostDelta:
-    """Monthly USD of each plan: fixed infrastructure, total at minimum and at maximum GPU scale."""
+    """Monthly USD of each plan: the idle platform without GPUs (fixed), the totals at minimum and
+    at maximum scale, and each line whose cost moved."""
 
     base: dict[str, float]
     head: dict[str, float]
     unpriced: list[str] = field(default_factory=list)  # items of the head no price covers
+    lines: list[LineDelta] = field(default_factory=list)
 
     def delta(self, scale: str) -> float:
         return self.head[scale] - self.base[scale]
@@ -43,10 +58,32 @@ class PolicyDelta(Moved):
 
 
 def cost_delta(base: dict[str, Any], head: dict[str, Any]) -> CostDelta:
-    """`llmops.estimate` of each plan."""
+    """`llmops.estimate` of each plan, both with this checkout's price tables (what `llmops plan`
+    writes to cost.json), so the delta is the change of the infrastructure, not of the prices."""
     before, after = estimate.estimate(base), estimate.estimate(head)
     scales = lambda e: {"fixed": e.fixed, "minimum": e.minimum, "maximum": e.maximum}  # noqa: E731
-    return CostDelta(scales(before), scales(after), [u for u in after.unpriced if u not in before.unpriced])
+    return CostDelta(
+        scales(before),
+        scales(after),
+        [u for u in after.unpriced if u not in before.unpriced],
+        line_deltas(before, after),
+    )
+
+
+def line_deltas(before: estimate.Estimate, after: estimate.Estimate) -> list[LineDelta]:
+    """The lines whose monthly cost differs at either scale, in the head's order, then removed ones."""
+    zero = {"minimum": 0.0, "maximum": 0.0}
+    costs = lambda e: {  # noqa: E731
+        line.key: ({"minimum": line.monthly_min, "maximum": line.monthly_max}, line.label) for line in e.lines
+    }
+    old, new = costs(before), costs(after)
+    out = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        (head, label), base = new.get(key, (zero, old.get(key, (zero, key))[1])), old.get(key, (zero, ""))[0]
+        moved = LineDelta(key, label, base, head)
+        if any(abs(moved.delta(scale)) >= 0.005 for scale in zero):
+            out.append(moved)
+    return out
 
 
 def policy_delta(base: dict[str, Any], head: dict[str, Any]) -> PolicyDelta:

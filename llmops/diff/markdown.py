@@ -143,6 +143,13 @@ def _detail_blocks(diff: PlanDiff) -> list[Block]:
         (f"Internet exposure: {len(e.new)} new, {len(e.gone)} closed",
          [f"- new: {prose(x)}" for x in e.new] + [f"- closed: {prose(x)}" for x in e.gone]),
     ]  # fmt: skip
+    cost = [
+        f"- {prose(d.label)}: {money(d.delta('minimum'), True)} at minimum, "
+        f"{money(d.delta('maximum'), True)} at maximum (USD/month)"
+        for d in diff.cost.lines
+    ]
+    if cost:
+        checks.insert(0, (f"Cost: {len(cost)} line(s) moved", cost))
     blocks = [(title, [(x, x) for x in entries]) for title, entries in checks if entries]
     for component, items in by_component(diff).items():
         blocks.append((f"{component} ({counts(items)})", [_resource_entry(d) for d in items]))

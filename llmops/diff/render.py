@@ -17,7 +17,7 @@ VALUE_WIDTH = 100
 MAX_PATHS = 20  # changed paths shown per resource (JSON has them all)
 MAX_TEXT_LINES = 6  # changed lines shown of a multi-line value
 SIGN = {"added": "+", "changed": "~", "removed": "-"}
-SCALES = (("fixed", "fixed infrastructure"), ("minimum", "minimum scale"), ("maximum", "maximum GPU scale"))
+SCALES = (("fixed", "idle without GPUs"), ("minimum", "minimum scale"), ("maximum", "maximum scale"))
 
 
 def show(value: Any, width: int = VALUE_WIDTH) -> str:
@@ -133,6 +133,9 @@ def _text_summary(diff: PlanDiff) -> list[str]:
         base, head = diff.cost.base[key], diff.cost.head[key]
         out.append(f"  {label:<30}{money(base):>12}{money(head):>11}{money(head - base, True):>11}")
     out += [f"  not priced in the head: {item}" for item in diff.cost.unpriced]
+    for line in diff.cost.lines:
+        low, high = money(line.delta("minimum"), True), money(line.delta("maximum"), True)
+        out.append(f"  {line.label:<56} min {low:>9}  max {high:>9}")
     p, c, e = diff.policy, diff.contracts, diff.exposure
     out += [
         f"Policy: {len(p.new)} new violation(s) ({len(p.new_mandatory)} mandatory), {len(p.gone)} fixed "
@@ -176,6 +179,16 @@ def as_json(diff: PlanDiff) -> str:
             "head": diff.cost.head,
             "delta": {k: diff.cost.delta(k) for k in diff.cost.base},
             "unpriced": diff.cost.unpriced,
+            "lines": [
+                {
+                    "key": d.key,
+                    "label": d.label,
+                    "base": d.base,
+                    "head": d.head,
+                    "delta": {k: d.delta(k) for k in d.base},
+                }
+                for d in diff.cost.lines
+            ],
         },
         "policy": {
             "new": [v.to_dict() for v in diff.policy.new],

@@ -18,10 +18,18 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from llmops.instances import offered_in
 from llmops.settings.base import Settings, dns_label
 from llmops.settings.cost import CostAlarmSettings
+from llmops.settings.cost_assumptions import CostAssumptions
 from llmops.settings.gateway import GatewaySettings, check_gateway
-from llmops.settings.infra import ClusterSettings, GpuNodeSettings, GpuPool, NetworkSettings
+from llmops.settings.infra import (
+    ClusterSettings,
+    GpuNodeSettings,
+    GpuPool,
+    NetworkSettings,
+    check_pool_regions,
+)
 from llmops.settings.prompts import PromptStoreSettings
 from llmops.settings.serving import (
     ModelSettings,
@@ -96,6 +104,8 @@ class StackSettings(Settings):
     """The LiteLLM gateway: external providers, fallbacks, PII guardrails, spend logs, sizing."""
     prompt_store: PromptStoreSettings = PromptStoreSettings()
     """The prompt registry's bucket: protected aliases, retention, who may write (docs/prompts.md)."""
+    cost_assumptions: CostAssumptions = CostAssumptions()
+    """Usage the cost estimate assumes for lines that bill by traffic or volume (docs/cost.md)."""
 
     @field_validator("allowed_regions")
     @classmethod
@@ -106,6 +116,17 @@ class StackSettings(Settings):
     @classmethod
     def _region_allowed(cls, value: str, info: ValidationInfo) -> str:
         return region_allowed(value, info.data.get("allowed_regions"))
+
+    @field_validator("network")
+    @classmethod
+    def _nat_instance_allowed(cls, value: NetworkSettings, info: ValidationInfo) -> NetworkSettings:
+        classification = info.data.get("data_classification")
+        if value.nat_gateways == "instance" and classification in ("confidential", "regulated"):
+            raise ValueError(
+                f"natGateways instance is for public and internal stacks only ({classification} here): a "
+                "NAT instance is a server with a public IP that you patch; use single or perAz NAT gateways"
+            )
+        return value
 
     @field_validator("gpu_pools")
     @classmethod
@@ -182,6 +203,7 @@ class _Parts:
     gateway: GatewaySettings | None
     invalid_gateway_keys: frozenset[str]  # left out of `gateway` (their defaults apply)
     classification: str | None
+    region: str | None = None
 
     @classmethod
     def of(cls, settings: StackSettings) -> _Parts:
@@ -195,6 +217,7 @@ class _Parts:
             gateway=settings.gateway,
             invalid_gateway_keys=frozenset(),
             classification=settings.data_classification,
+            region=settings.region,
         )
 
 
@@ -205,6 +228,8 @@ def cross_field_problems(parts: _Parts) -> list[InitErrorDetails]:
     problems: list[InitErrorDetails] = []
     if parts.models is not None and parts.pools is not None:
         problems += check_models(parts.models, parts.pools, parts.serving, parts.egress, parts.invalid_pools)
+    if parts.pools is not None and parts.region:
+        problems += _offered_problems(parts.pools, parts.models or [], parts.region)
     if parts.gateway is not None and parts.classification is not None:
         for problem in check_gateway(parts.gateway, parts.classification):
             if not any(re.search(rf"\b{re.escape(key)}\b", problem) for key in parts.invalid_gateway_keys):
@@ -247,6 +272,7 @@ def _valid_parts(data: dict[str, Any]) -> _Parts:
         gateway=gateway,
         invalid_gateway_keys=invalid_gateway_keys,
         classification=classification,
+        region=raw("region") if isinstance(raw("region"), str) else None,
     )
 
 
@@ -276,6 +302,29 @@ def _salvaged(model: type[Settings], value: Any) -> tuple[Any, frozenset[str]]:
         bad = frozenset(str(e["loc"][0]) for e in err.errors() if e["loc"])
     rest = {k: v for k, v in value.items() if k not in bad}
     return _valid(model, rest) if bad else None, bad
+
+
+def _offered_problems(pools: list[GpuPool], models: list, region: str) -> list[InitErrorDetails]:
+    """GPU pools that allow no type offered in the stack's region, and models whose GPUs fit
+    only types the region does not offer (llmops/pricing/<region>.yaml; docs/cost.md)."""
+    problems = [
+        _error(("gpuPools", i, key), message) for i, key, message in check_pool_regions(pools, region)
+    ]
+    by_name = {p.name: p for p in pools}
+    for i, model in enumerate(models):
+        pool = by_name.get(model.pool) if model is not None else None
+        offered = offered_in(pool.types(), region) if pool is not None else []
+        fits_pool = pool is not None and model.gpus <= max(t.gpus for t in pool.types())
+        if offered and fits_pool and model.gpus > max(t.gpus for t in offered):
+            fits = ", ".join(f"{t.name} ({t.gpus})" for t in offered)
+            problems.append(
+                _error(
+                    ("models", i, "gpus"),
+                    f"{model.gpus} GPUs per replica fit no type of pool {pool.name} offered in "
+                    f"{region} ({fits})",
+                )
+            )
+    return problems
 
 
 def _error(loc: tuple, message: str) -> InitErrorDetails:

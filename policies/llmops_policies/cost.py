@@ -10,8 +10,11 @@ from ._rule import A, Ctx, D, M, Res, Stack, anchors, as_list, get, levels, reso
 
 COST = levels(D, A, M, M)
 FINOPS = anchors("AWS Well-Architected:COST02-BP05 implement cost controls", "ISO 27001:2022:A.8.6")
-# GPU families the platform prices (llmops/instances.py); extend both together.
-GPU_FAMILIES = ["g5", "g6", "g6e", "p4d", "p5"]
+# GPU families the platform prices (llmops/pricing/catalogue.yaml); extend both together.
+GPU_FAMILIES = [
+    *("g4dn", "g5", "g6", "g6e", "g7e", "gr6"),
+    *("p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300"),
+]
 INSTANCE_KEYS = ("node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance-family")
 
 
@@ -26,7 +29,7 @@ INSTANCE_KEYS = ("node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance
     description="Checks whether Karpenter NodePools and EKS node groups ask only for allowed instance "
     "families.",
     severity="high",
-    remediation="Choose instance families from allowedInstanceFamilies (priced in llmops/instances.py); add "
+    remediation="Choose instance families from allowedInstanceFamilies (priced in llmops/pricing/); add "
     "a "
     "family to both after a cost review.",
     anchors=FINOPS,
@@ -36,7 +39,7 @@ INSTANCE_KEYS = ("node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance
         "allowedInstanceFamilies": {
             "type": "array",
             "items": {"type": "string"},
-            "default": [*GPU_FAMILIES, "m7i", "m7g", "c7i", "t3"],
+            "default": [*GPU_FAMILIES, "m7i", "m7g", "m8g", "t4g", "c7i", "t3"],
         }
     },
 )

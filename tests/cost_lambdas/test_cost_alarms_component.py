@@ -236,8 +236,10 @@ def test_gpu_idle_gets_the_price_table_and_a_schedule(full):
     resources, _ = full
     env = only(resources, "aws:lambda/function:Function", "cost-gpu-idle")["environment"]["variables"]
     prices = json.loads(env["HOURLY_PRICES_USD"])
-    assert prices == {n: t.usd_per_hour for n, t in instances.GPU_INSTANCE_TYPES.items()}
-    assert "aws.amazon.com/ec2/pricing" in env["PRICE_SOURCE"] and env["CLUSTER_NAME"] == "llmops-prod"
+    # The stack region's prices only (a type me-central-1 does not offer has none).
+    regional = {n: t.usd_per_hour("me-central-1") for n, t in instances.GPU_INSTANCE_TYPES.items()}
+    assert prices == {n: p for n, p in regional.items() if p is not None} and prices["g5.xlarge"] == 1.234
+    assert "me-central-1" in env["PRICE_SOURCE"] and env["CLUSTER_NAME"] == "llmops-prod"
     rule = only(resources, "aws:cloudwatch/eventRule:EventRule", "cost-gpu-idle-schedule")
     assert rule["scheduleExpression"] == "rate(15 minutes)"
 

@@ -68,7 +68,7 @@ def aws(monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("IDLE_WINDOW_MINUTES", "60")
     monkeypatch.setenv("IDLE_THRESHOLD_PERCENT", "5")
-    for key, value in gpu_price_environment().items():
+    for key, value in gpu_price_environment("us-east-1").items():  # a region offering g6e and p5
         monkeypatch.setenv(key, value)
     with mock_aws():
         handler.reset_clients()
@@ -101,12 +101,18 @@ def test_idle_node_is_reported_with_type_and_money(aws):
 
     assert result["checked"] == 3
     [idle] = result["idle"]
-    price = instances.GPU_INSTANCE_TYPES["g6e.xlarge"].usd_per_hour
+    price = instances.GPU_INSTANCE_TYPES["g6e.xlarge"].usd_per_hour("us-east-1")
     assert idle["node"] == "ip-10-0-1-5" and idle["instanceType"] == "g6e.xlarge" and idle["gpus"] == 1
     assert idle["usdPerHour"] == price and idle["usdSpentIdle"] == round(price, 2)
     [note] = alerts(aws)
     assert note["Subject"].startswith("[prod] 1 idle GPU node(s)")
-    for fact in ("ip-10-0-1-5", "i-idle", "g6e.xlarge", f"${price:,.2f}/hour", "aws.amazon.com/ec2/pricing"):
+    for fact in (
+        "ip-10-0-1-5",
+        "i-idle",
+        "g6e.xlarge",
+        f"${price:,.2f}/hour",
+        "On-Demand list prices, us-east-1",
+    ):
         assert fact in note["Message"], fact
     assert "i-busy" not in note["Message"] and "i-new" not in note["Message"]
 
@@ -118,7 +124,7 @@ def test_no_alert_when_everything_works(aws):
 
 
 def test_unknown_instance_type_still_alerts_without_a_price(aws):
-    put_gpu(aws["cw"], "ip-10-0-2-1", "i-x", "g4dn.xlarge", "nvidia0", [0.0] * 60)
+    put_gpu(aws["cw"], "ip-10-0-2-1", "i-x", "g3.4xlarge", "nvidia0", [0.0] * 60)  # not catalogued
     [idle] = handler.handler({}, None, now=NOW)["idle"]
     assert idle["usdPerHour"] is None
     assert "price unknown" in alerts(aws)[0]["Message"]
