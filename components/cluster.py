@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components import iam
 from components.context import AwsContext
+from llmops import nodes as nodes_catalogue
 from llmops import versions
 
 CONTROL_PLANE_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -26,15 +27,13 @@ ADDONS_BEFORE_NODES = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
 # - POD_SECURITY_GROUP_ENFORCING_MODE standard: pods with their own groups still reach the Pod
 #   Identity agent on their node's link-local address and answer kubelet probes (strict mode
 #   needs DISABLE_TCP_EARLY_DEMUX for probes and drops traffic to the node itself); traffic leaving
-#   the VPC uses the node's groups.
-ADDON_CONFIGURATION = {
-    "vpc-cni": json.dumps(
-        {
-            "enableNetworkPolicy": "true",
-            "env": {"ENABLE_POD_ENI": "true", "POD_SECURITY_GROUP_ENFORCING_MODE": "standard"},
-        }
-    )
-}
+#   the VPC uses the node's groups;
+# - ENABLE_PREFIX_DELEGATION (cluster.prefixDelegation): /28 prefixes per ENI slot; the managed
+#   node group, whose launch template names no AMI, then sets maxPods itself (EKS user guide,
+#   cni-increase-ip-addresses-procedure: "Managed node groups automatically calculates the maximum
+#   number of Pods"). WARM_PREFIX_TARGET 1 keeps one spare prefix, the documented default choice.
+VPC_CNI_ENV = {"ENABLE_POD_ENI": "true", "POD_SECURITY_GROUP_ENFORCING_MODE": "standard"}
+PREFIX_DELEGATION_ENV = {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}
 
 
 @dataclass
@@ -202,9 +201,22 @@ class Cluster(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             pod_identity_associations=associations,
-            configuration_values=ADDON_CONFIGURATION.get(addon),
+            configuration_values=self._addon_configuration(addon),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
+
+    def _addon_configuration(self, addon: str) -> str | None:
+        cfg = self._ctx.settings.cluster
+        # One CoreDNS replica and one EBS CSI controller on a one-node group: a second one adds no
+        # availability there (aws-ebs-csi-driver chart values: controller.replicaCount, default 2).
+        if addon == "coredns" and cfg.system_nodes.min_size == 1:
+            return json.dumps({"replicaCount": 1})
+        if addon == "aws-ebs-csi-driver" and cfg.system_nodes.min_size == 1:
+            return json.dumps({"controller": {"replicaCount": 1}})
+        if addon == "vpc-cni":
+            env = {**VPC_CNI_ENV, **(PREFIX_DELEGATION_ENV if cfg.prefix_delegation else {})}
+            return json.dumps({"enableNetworkPolicy": "true", "env": env})
+        return None
 
     def _ebs_csi_role(self) -> aws.iam.Role:
         ctx = self._ctx
@@ -274,7 +286,8 @@ class Cluster(pulumi.ComponentResource):
             cluster_name=cluster.name,
             node_role_arn=role.arn,
             subnet_ids=subnet_ids,
-            ami_type="AL2023_x86_64_STANDARD",
+            # The AMI's architecture must match the instance type's (arm64 for Graviton).
+            ami_type=nodes_catalogue.ami_type(nodes.instance_type),
             capacity_type="ON_DEMAND",
             instance_types=[nodes.instance_type],
             scaling_config={

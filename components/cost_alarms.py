@@ -83,6 +83,9 @@ class CostAlarmsArgs:
     load balancer and the VPC endpoints of Secrets Manager and CloudWatch)."""
     vpc_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """Private subnets of the budget guard (the gateway is only reachable inside the VPC)."""
+    guard_https_out: bool = False
+    """The budget guard's security group also allows HTTPS out of the VPC: CloudWatch or Secrets
+    Manager has no interface endpoint, so the NAT carries those calls."""
     teams: list[TeamAlarm] = field(default_factory=list)
     """Teams from stacks/teams/: each gets alarms at 80% and 100% of its budget's daily share."""
     prompt_bucket: pulumi.Input[str] | None = None
@@ -200,7 +203,11 @@ class CostAlarms(pulumi.ComponentResource):
     ) -> aws.lambda_.Function:
         """A Lambda from lambdas/<folder> (components/lambda_function.py), in the VPC when `vpc`."""
         args = self._args
-        placement = VpcPlacement(args.vpc_id, args.vpc_cidr, args.vpc_subnet_ids) if vpc else None
+        placement = (
+            VpcPlacement(args.vpc_id, args.vpc_cidr, args.vpc_subnet_ids, https_out=args.guard_https_out)
+            if vpc
+            else None
+        )
         function = python_function(
             self,
             f"{self._name}-{role}",
@@ -413,7 +420,8 @@ class CostAlarms(pulumi.ComponentResource):
                 "TOPIC_ARN": self.alerts_topic_arn,
                 "IDLE_THRESHOLD_PERCENT": str(settings.idle_gpu_threshold_percent),
                 "IDLE_WINDOW_MINUTES": str(settings.idle_gpu_window_minutes),
-                **gpu_price_environment(),  # prices from llmops/instances.py, with their source
+                # The region's GPU prices (llmops/pricing/), with their source.
+                **gpu_price_environment(self._ctx.region),
             },
             reserved=1,
             timeout=60,

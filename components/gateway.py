@@ -14,10 +14,17 @@ import yaml
 from components import gateway_tls, hardening, iam, names
 from components import gateway_workload as workload
 from components.context import AwsContext
+from components.gateway_cache import response_cache
+from components.gateway_database import in_cluster_database
 from components.s3 import private_bucket
 from components.secrets import stored_secret
 from llmops import versions
 from llmops.gateway.config import (
+    CACHE_HOST_ENV,
+    CACHE_PASSWORD_ENV,
+    CACHE_PORT_ENV,
+    CACHE_USER,
+    CACHE_USER_ENV,
     DATABASE_URL_ENV,
     LOGS_BUCKET_ENV,
     LOGS_KMS_KEY_ENV,
@@ -25,8 +32,10 @@ from llmops.gateway.config import (
     SPEND_LOG_PREFIX,
     VLLM_API_KEY_ENV,
     SelfHostedModel,
+    config_files,
     render_config,
     render_environment,
+    uses_valkey_cache,
 )
 
 NAMESPACE = names.GATEWAY_NAMESPACE
@@ -82,18 +91,31 @@ class Gateway(pulumi.ComponentResource):
         bucket = self._logs_bucket(logs_key)
         self.logs_bucket = bucket.bucket
 
-        pods_sg = aws.ec2.SecurityGroup(
-            f"{name}-pods-sg",
-            description="LiteLLM gateway pods (security groups for pods)",
-            vpc_id=args.vpc_id,
-            ingress=[{"protocol": "tcp", "from_port": workload.PORT, "to_port": workload.PORT,
-                      "cidr_blocks": [args.vpc_cidr], "description": "gateway clients and the internal NLB"}],
-            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"],
-                     "description": "models, AWS endpoints, external providers"}],
-            opts=pulumi.ResourceOptions(parent=self),
-        )  # fmt: skip
-        database, password = self._database(data_key, pods_sg)
-        self.database_endpoint = database.address
+        self._data_key = data_key
+        in_cluster = settings.gateway.database.engine == "in-cluster"
+        # The pods get their own security group only where an AWS resource admits them by it (RDS,
+        # the Valkey cache): t-family nodes cannot give pods security groups.
+        pods_sg = None
+        if not in_cluster or uses_valkey_cache(settings):
+            pods_sg = aws.ec2.SecurityGroup(
+                f"{name}-pods-sg",
+                description="LiteLLM gateway pods (security groups for pods)",
+                vpc_id=args.vpc_id,
+                ingress=[{"protocol": "tcp", "from_port": workload.PORT, "to_port": workload.PORT,
+                          "cidr_blocks": [args.vpc_cidr],
+                          "description": "gateway clients and the internal NLB"}],
+                egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"],
+                         "description": "models, AWS endpoints, external providers"}],
+                opts=pulumi.ResourceOptions(parent=self),
+            )  # fmt: skip
+        if in_cluster:
+            # Declared with the gateway's namespace (_workload), which the database's objects live in.
+            self._db_password = random.RandomPassword(
+                f"{name}-db-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+        else:
+            database, password = self._database(data_key, pods_sg)
+            self.database_endpoint = database.address
 
         master_key = random.RandomPassword(
             f"{name}-master-key-random",
@@ -108,30 +130,27 @@ class Gateway(pulumi.ComponentResource):
                 f"{name}-vllm-key", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
             ).result
         self.vllm_api_key = pulumi.Output.secret(vllm_key)
-        database_url = pulumi.Output.secret(
-            pulumi.Output.format(
-                "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
-                DB_USER,
-                password.result,
-                database.address,
-                DB_PORT,
-                DB_NAME,
-            )
-        )
         # LiteLLM's docs require the master key to start with "sk-" (virtual keys do too).
         master = pulumi.Output.secret(pulumi.Output.format("sk-{0}", master_key.result))
         self.master_key_secret_arn = self._secret("master-key", data_key, master).arn
         self.data_key_arn = data_key.arn
-        self._secret("database-url", data_key, database_url)
 
         role, identity = self._role(bucket, logs_key)
         self.role_arn = role.arn
-        env = {
-            MASTER_KEY_ENV: master,
-            DATABASE_URL_ENV: database_url,
-            VLLM_API_KEY_ENV: self.vllm_api_key,
-        }
+        env = {MASTER_KEY_ENV: master}
+        if not in_cluster:
+            env[DATABASE_URL_ENV] = self._database_url(password, database.address, "require")
+        env[VLLM_API_KEY_ENV] = self.vllm_api_key
         env.update(self._provider_keys())
+        self._cache_env: dict[str, pulumi.Input[str]] = {}
+        if uses_valkey_cache(settings):
+            cache = response_cache(name, self._ctx, self, args.vpc_id, args.subnet_ids, pods_sg)
+            env[CACHE_PASSWORD_ENV] = cache.password
+            self._cache_env = {
+                CACHE_HOST_ENV: cache.host,
+                CACHE_PORT_ENV: cache.port,
+                CACHE_USER_ENV: CACHE_USER,
+            }
         self._workload(env, bucket, logs_key, pods_sg, identity)
         self.register_outputs(
             {
@@ -201,6 +220,41 @@ class Gateway(pulumi.ComponentResource):
         )
         return database, password
 
+    def _database_url(self, password: random.RandomPassword, host: pulumi.Input[str], sslmode: str):
+        """LiteLLM's DATABASE_URL, also kept in Secrets Manager (operators' break-glass access)."""
+        url = pulumi.Output.format(
+            "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode={5}",
+            DB_USER,
+            password.result,
+            host,
+            DB_PORT,
+            DB_NAME,
+            sslmode,
+        )
+        url = pulumi.Output.secret(url)
+        self._secret("database-url", self._data_key, url)
+        return url
+
+    def _in_cluster_database(self, namespace, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """The in-cluster PostgreSQL and the URL of its Service. Plain TCP (sslmode disable): the
+        image has no server certificate, and the path stays on the pod network, admitted only from
+        the gateway's pods by a NetworkPolicy (public and internal stacks only)."""
+        service = in_cluster_database(
+            f"{self._name}-db",
+            namespace=namespace,
+            database=DB_NAME,
+            user=DB_USER,
+            password=self._db_password.result,
+            clients=workload.SELECTOR,
+            settings=self._ctx.settings.gateway.database,
+            protect=self._ctx.protect,
+            opts=opts,
+        )
+        # From the Service's outputs, so the plan records the URL's dependency on it.
+        host = service.metadata.apply(lambda m: f"{m['name']}.{m['namespace']}.svc.cluster.local")
+        self.database_endpoint = host
+        return self._database_url(self._db_password, host, "disable")
+
     def _secret(self, role: str, key: aws.kms.Key, value: pulumi.Input[str]) -> aws.secretsmanager.Secret:
         prefix = f"{self._ctx.settings.name_prefix}/gateway/{role}"
         return stored_secret(f"{self._name}-{role}", prefix, key, value, self._ctx, self)
@@ -249,13 +303,24 @@ class Gateway(pulumi.ComponentResource):
             hardening.RESTRICTED_NAMESPACE_LABELS, k8s_opts,
         )  # fmt: skip
         hardening.default_deny_ingress(f"{name}-default-deny", ns.metadata["name"], k8s_opts)
+        if gw.database.engine == "in-cluster":
+            secret_env = {
+                **secret_env,
+                DATABASE_URL_ENV: self._in_cluster_database(ns.metadata["name"], k8s_opts),
+            }
         meta = {"namespace": ns.metadata["name"], "labels": workload.LABELS}
         k8s.core.v1.ServiceAccount(f"{name}-sa", metadata={**meta, "name": SERVICE_ACCOUNT}, opts=k8s_opts)
         config_yaml = yaml.safe_dump(self.config, sort_keys=False)
+        # The guardrail module(s) the config loads sit beside config.yaml (LiteLLM imports them
+        # from the config file's directory); the checksum covers them too.
+        side_files = config_files(self.config)
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={**meta, "name": "litellm-config"},
-            data={workload.CONFIG_KEY: config_yaml},
+            data={
+                workload.CONFIG_KEY: config_yaml,
+                **{workload.config_map_key(path): text for path, text in side_files.items()},
+            },
             opts=k8s_opts,
         )
         env_secret = k8s.core.v1.Secret(
@@ -282,22 +347,27 @@ class Gateway(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         # Security groups for pods (vpc-cni ENABLE_POD_ENI): the database admits only this group.
-        security_groups = k8s.apiextensions.CustomResource(
-            f"{name}-pods-sgp",
-            api_version="vpcresources.k8s.aws/v1beta1",
-            kind="SecurityGroupPolicy",
-            metadata={**meta, "name": "litellm"},
-            spec={
-                "podSelector": {"matchLabels": workload.SELECTOR},
-                "securityGroups": {"groupIds": [pods_sg.id, self._args.cluster_security_group_id]},
-            },
-            opts=k8s_opts,
-        )
+        security_groups = []
+        if pods_sg is not None:
+            security_groups.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-pods-sgp",
+                    api_version="vpcresources.k8s.aws/v1beta1",
+                    kind="SecurityGroupPolicy",
+                    metadata={**meta, "name": "litellm"},
+                    spec={
+                        "podSelector": {"matchLabels": workload.SELECTOR},
+                        "securityGroups": {"groupIds": [pods_sg.id, self._args.cluster_security_group_id]},
+                    },
+                    opts=k8s_opts,
+                )
+            )
         plain_env = {
             **render_environment(settings),
             LOGS_BUCKET_ENV: bucket.bucket,
             LOGS_KMS_KEY_ENV: key.arn,
             "AWS_REGION": settings.region,
+            **self._cache_env,
         }
         template = workload.pod_template(
             service_account=SERVICE_ACCOUNT,
@@ -305,11 +375,14 @@ class Gateway(pulumi.ComponentResource):
             env_secret=env_secret.metadata["name"],
             tls_secret=tls_secret.metadata["name"],
             plain_env=plain_env,
-            config_checksum=workload.checksum(config_yaml),
+            config_checksum=workload.checksum(
+                config_yaml + "".join(side_files[k] for k in sorted(side_files))
+            ),
             certificate_checksum=certificate.cert_pem.apply(workload.checksum),
             cpu_request=gw.cpu_request,
             cpu_limit=gw.cpu_limit,
             memory_mib=gw.memory_request_mib,
+            config_files=tuple(side_files),
         )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -326,7 +399,7 @@ class Gateway(pulumi.ComponentResource):
                 parent=self,
                 provider=self._args.k8s_provider,
                 ignore_changes=["spec.replicas"],
-                depends_on=[*identity, security_groups],
+                depends_on=[*identity, *security_groups],
             ),
         )
         service = k8s.core.v1.Service(

@@ -80,14 +80,10 @@ class GpuPools(pulumi.ComponentResource):
             values={
                 "settings": {"clusterName": args.cluster_name, "interruptionQueue": queue.name},
                 "serviceAccount": {"name": "karpenter"},
-                "replicas": 2,
+                # At most one per node (the chart's required anti-affinity): one on a one-node group.
+                "replicas": min(2, args.context.settings.cluster.system_nodes.min_size),
                 "nodeSelector": {"llmops.io/node-role": "system"},
-                "controller": {
-                    "resources": {
-                        "requests": {"cpu": "500m", "memory": "1Gi"},
-                        "limits": {"cpu": "1", "memory": "1Gi"},
-                    }
-                },
+                "controller": {"resources": args.context.settings.cluster.system_nodes.karpenter.resources()},
             },
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.k8s_provider, depends_on=[controller_role, args.system_nodes]

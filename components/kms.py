@@ -81,17 +81,45 @@ def key_policy(
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+# The stack's one key (public and internal stacks, components/context.py) serves every use, so
+# its policy admits the union of what the separate keys admit: CloudWatch Logs (log groups), SNS
+# and SQS deliveries (CloudWatch alarms, Budgets, Cost Anomaly Detection, S3 events, EventBridge)
+# and EC2 for the nodes' volumes. A use naming anything else fails the program (check_shared_use).
+SHARED_KEY_SERVICES = [
+    "logs.{region}.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+    "budgets.amazonaws.com",
+    "costalerts.amazonaws.com",
+    "s3.amazonaws.com",
+    "events.amazonaws.com",
+    "sqs.amazonaws.com",
+]
+SHARED_KEY_VIA_SERVICES = ["ec2.{region}.amazonaws.com"]
+
+
+def check_shared_use(name: str, services: list[str], via_services: list[str]) -> None:
+    """A use of the stack's one key must not need a service its policy leaves out."""
+    missing = [s for s in services if s not in SHARED_KEY_SERVICES]
+    missing += [s for s in via_services if s not in SHARED_KEY_VIA_SERVICES]
+    if missing:
+        raise ValueError(
+            f"{name}: the stack's shared KMS key does not admit {', '.join(missing)}; add them to "
+            "SHARED_KEY_SERVICES / SHARED_KEY_VIA_SERVICES in components/kms.py"
+        )
+
+
 def new_key(
     name: str,
     description: str,
     *,
-    parent: pulumi.Resource,
+    parent: pulumi.Resource | None,
     identity: aws.GetCallerIdentityResult,
     partition: str,
     region: str,
     protect: bool,
     services: list[str] | None = None,
     via_services: list[str] | None = None,
+    provider: pulumi.ProviderResource | None = None,
 ) -> aws.kms.Key:
     """A symmetric key with yearly rotation and a 30-day deletion window (the maximum)."""
     return aws.kms.Key(
@@ -101,5 +129,5 @@ def new_key(
         deletion_window_in_days=30,
         multi_region=False,
         policy=key_policy(identity.account_id, partition, region, services or [], via_services),
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect),
     )

@@ -1,7 +1,8 @@
 """A Python Lambda the platform's way: packaged from lambdas/<folder>, arm64, its own role with
 only what it calls, a KMS-encrypted log group with retention, a dead-letter queue for failed
 asynchronous invocations, reserved concurrency, and optionally a place in the VPC whose security
-group allows HTTPS inside the VPC only (VPC endpoints and the gateway's load balancer)."""
+group allows HTTPS inside the VPC (VPC endpoints and the gateway's load balancer) and, only when an
+AWS API it calls has no endpoint, HTTPS out through the NAT."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class VpcPlacement:
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     subnet_ids: list[pulumi.Input[str]]
+    https_out: bool = False
+    """HTTPS to any address too: an AWS API the function calls has no interface endpoint in the
+    VPC, so the NAT carries it (AWS publishes no address list of one service's API to narrow to)."""
 
 
 def lambda_code(folder: str, extra: dict[str, str] | None = None) -> pulumi.AssetArchive:
@@ -118,7 +122,14 @@ def python_function(
             description=f"{function_name}: HTTPS to the gateway's load balancer and to VPC endpoints",
             vpc_id=vpc.vpc_id,
             ingress=[],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [vpc.vpc_cidr]}],
+            egress=[
+                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [vpc.vpc_cidr]},
+                *(
+                    [{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"]}]
+                    if vpc.https_out
+                    else []
+                ),
+            ],
             opts=child,
         )
         vpc_config = {"subnet_ids": vpc.subnet_ids, "security_group_ids": [group.id]}

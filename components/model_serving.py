@@ -20,6 +20,7 @@ from components.observability import Observability
 from components.s3 import PrivateBucket, private_bucket
 from components.secrets import generated_secret
 from llmops import instances, versions
+from llmops.errors import EXIT_USAGE, LlmopsError
 from llmops.gateway.config import SelfHostedModel
 from llmops.settings import StackSettings
 from llmops.settings.serving import ModelSettings
@@ -31,11 +32,22 @@ GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "litellm"}
 
 
 def replica_instance(model: ModelSettings, settings: StackSettings) -> instances.InstanceType:
-    """The cheapest instance type of the model's pool that holds one replica (what Karpenter
-    launches for a lone replica; list prices from llmops/instances.py)."""
+    """The cheapest instance type of the model's pool, offered in the stack's region, that holds
+    one replica (what Karpenter launches for a lone replica; list prices from llmops/pricing/)."""
     pool = next(p for p in settings.gpu_pools if p.name == model.pool)
-    fits = [t for t in pool.types() if t.gpus >= model.gpus]
-    return min(fits, key=lambda t: t.usd_per_hour)
+    fits = [t for t in instances.offered_in(pool.types(), settings.region) if t.gpus >= model.gpus]
+    return min(fits, key=lambda t: t.usd_per_hour(settings.region) or 0.0)
+
+
+def replica_price(instance: instances.InstanceType, settings: StackSettings) -> float:
+    price = instance.usd_per_hour(settings.region)
+    if price is None:
+        raise LlmopsError(
+            f"{settings.region} has no price table in llmops/pricing/: the gateway cannot price "
+            f"self-hosted tokens on {instance.name}; add the region's prices",
+            EXIT_USAGE,
+        )
+    return price
 
 
 def self_hosted_models(settings: StackSettings) -> list[SelfHostedModel]:
@@ -50,7 +62,7 @@ def self_hosted_models(settings: StackSettings) -> list[SelfHostedModel]:
                 url=f"http://{model.name}.{names.MODELS_NAMESPACE}.svc.cluster.local:{names.VLLM_PORT}/v1",
                 gpu_model=instance.gpu_model,
                 gpus_per_replica=model.gpus,
-                instance_usd_per_hour=instance.usd_per_hour,
+                instance_usd_per_hour=replica_price(instance, settings),
                 tokens_per_second_assumption=model.tokens_per_second,
                 gpus_per_instance=instance.gpus,
             )
@@ -254,7 +266,7 @@ class ModelServing(pulumi.ComponentResource):
             )
             args.observability.grant_query(f"{self._name}-keda-query", role)
             depends.append(identity)
-        small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+        small = self._ctx.settings.cluster.system_nodes.keda.resources()
         return k8s.helm.v4.Chart(
             f"{self._name}-keda",
             name="keda",

@@ -1,4 +1,5 @@
-"""The VPC: private node subnets over the AZs, NAT per settings, VPC endpoints, flow logs."""
+"""The VPC: private node subnets over the AZs, NAT per settings (gateways or one NAT instance),
+VPC endpoints, flow logs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pulumi_aws as aws
 
 from components import iam
 from components.context import AwsContext
+from llmops import versions
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class SubnetPlan:
 
 def plan_subnets(vpc_cidr: str, az_count: int) -> list[SubnetPlan]:
     """Split the VPC into 4 equal private blocks (one per AZ, VPC CNI gives every pod an IP)
-    and small public blocks carved from the last quarter (NAT gateways only).
+    and small public blocks carved from the last quarter (NAT gateways or the NAT instance only).
 
     A /16 gives /18 private subnets (16,379 usable addresses each) and /22 public ones.
     """
@@ -38,7 +40,7 @@ class NetworkArgs:
     """Tagged on subnets so Kubernetes places internal load balancers in them."""
     required_endpoints: list[str] = field(default_factory=list)
     """Interface endpoints other components need whatever the settings say (the budget guard's
-    CloudWatch calls: its security group allows HTTPS inside the VPC only)."""
+    CloudWatch calls when its security group allows HTTPS inside the VPC only)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -49,6 +51,10 @@ class Network(pulumi.ComponentResource):
     s3_cidr_blocks: pulumi.Output[list[str]]
     """S3's address ranges in the region (the gateway endpoint's prefix list): NetworkPolicies
     that admit S3 and not the internet name them."""
+    nat: bool
+    """Whether the private subnets route to the internet (NAT gateways or the NAT instance)."""
+    interface_endpoints: frozenset[str]
+    """The AWS services with an interface endpoint in the VPC."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:network:Network", name, None, opts)
@@ -86,14 +92,13 @@ class Network(pulumi.ComponentResource):
         ]
         self.private_subnet_ids = [s.id for s in private]
 
-        nat_ids = self._nat_gateways(name, vpc, plans, zones, net.nat_gateways)
+        targets = self._nat(name, ctx, vpc, plans, zones, net.nat_gateways)
+        self.nat = bool(targets)
         route_tables = []
         for i, (subnet, zone) in enumerate(zip(private, zones, strict=True)):
             routes = []
-            if nat_ids:
-                routes.append(
-                    {"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat_ids[min(i, len(nat_ids) - 1)]}
-                )
+            if targets:
+                routes.append({"cidr_block": "0.0.0.0/0", **targets[min(i, len(targets) - 1)]})
             table = aws.ec2.RouteTable(f"{name}-private-rt-{zone}", vpc_id=vpc.id, routes=routes, opts=child)
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta-{zone}", subnet_id=subnet.id, route_table_id=table.id, opts=child
@@ -104,8 +109,14 @@ class Network(pulumi.ComponentResource):
         self._flow_logs(name, ctx, vpc)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
 
-    def _nat_gateways(self, name, vpc, plans, zones, mode) -> list[pulumi.Output[str]]:
-        """Public subnets exist only to hold NAT gateways; with mode none there are none."""
+    def needs_nat(self, services: list[str]) -> bool:
+        """Whether a client calling these AWS APIs must send HTTPS out of the VPC: one of them has
+        no interface endpoint here, so the NAT carries the call."""
+        return self.nat and not set(services) <= self.interface_endpoints
+
+    def _nat(self, name, ctx: AwsContext, vpc, plans, zones, mode) -> list[dict]:
+        """Public subnets exist only to hold the NAT; with mode none there are none. Returns the
+        default-route target of each private subnet's table (the last one serves the rest)."""
         if mode == "none":
             return []
         child = pulumi.ResourceOptions(parent=self)
@@ -117,7 +128,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         count = len(zones) if mode == "perAz" else 1
-        nat_ids = []
+        targets = []
         for plan, zone in list(zip(plans, zones, strict=True))[:count]:
             subnet = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -130,6 +141,10 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-rta-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
             )
+            if mode == "instance":
+                eni = self._nat_instance(name, ctx, vpc, subnet, zone, igw)
+                targets.append({"network_interface_id": eni.id})
+                continue
             eip = aws.ec2.Eip(f"{name}-nat-eip-{zone}", domain="vpc", opts=child)
             nat = aws.ec2.NatGateway(
                 f"{name}-nat-{zone}",
@@ -137,8 +152,79 @@ class Network(pulumi.ComponentResource):
                 allocation_id=eip.allocation_id,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
-            nat_ids.append(nat.id)
-        return nat_ids
+            targets.append({"nat_gateway_id": nat.id})
+        return targets
+
+    def _nat_instance(self, name, ctx: AwsContext, vpc, subnet, zone, igw) -> aws.ec2.NetworkInterface:
+        """One small Graviton instance forwarding the VPC's traffic to the internet (the fck-nat
+        pattern) for about a tenth of a NAT gateway's hourly price. Its network interface is a
+        resource of its own: the private routes, the Elastic IP and source/destination check off
+        belong to it, so a replacement instance takes them over, and the public address is there
+        at first boot (the user data installs from the Amazon Linux repositories). No SSH key and
+        no role: replace the instance (`pulumi up --replace`) rather than log in."""
+        child = pulumi.ResourceOptions(parent=self)
+        cidr = self.vpc_cidr
+        group = aws.ec2.SecurityGroup(
+            f"{name}-nat-sg",
+            description="NAT instance: any traffic from the VPC, out to the internet",
+            vpc_id=vpc.id,
+            ingress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": [cidr]}],
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+            opts=child,
+        )
+        eni = aws.ec2.NetworkInterface(
+            f"{name}-nat-eni",
+            description="NAT instance: the private subnets' default route",
+            subnet_id=subnet.id,
+            security_groups=[group.id],
+            source_dest_check=False,  # it forwards packets that are neither from nor to itself
+            opts=child,
+        )
+        # The address is on the interface before the instance boots; associating it needs the
+        # internet gateway attached to the VPC.
+        eip = aws.ec2.Eip(
+            f"{name}-nat-eip-{zone}",
+            domain="vpc",
+            network_interface=eni.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+        )
+        image = aws.ec2.get_ami(
+            owners=[versions.NAT_INSTANCE_AMI_OWNER],
+            filters=[
+                {"name": "name", "values": [versions.NAT_INSTANCE_AMI_NAME]},
+                {"name": "architecture", "values": ["arm64"]},
+            ],
+            most_recent=True,
+            opts=ctx.invoke_opts(),
+        )
+        instance_type = ctx.settings.network.nat_instance_type
+        aws.ec2.Instance(
+            f"{name}-nat-{zone}",
+            ami=image.id,
+            instance_type=instance_type,
+            primary_network_interface={"network_interface_id": eni.id},
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            root_block_device={
+                "volume_type": "gp3",
+                "volume_size": 8,
+                "encrypted": True,
+                "delete_on_termination": True,
+            },
+            # Simplified automatic recovery: AWS restarts it on healthy hardware when the system
+            # status check fails (free; an OS that hangs still needs a reboot or a replace).
+            maintenance_options={"auto_recovery": "default"},
+            # Burstable types: throttled at the baseline rather than billed for surplus credits.
+            credit_specification={"cpu_credits": "standard"} if instance_type.startswith("t") else None,
+            user_data=nat_user_data(cidr),
+            user_data_replace_on_change=True,  # user data runs at first boot only
+            # The interface serves one instance at a time: the old one goes first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[eip], delete_before_replace=True),
+        )
+        return eni
 
     def _endpoints(self, name, ctx: AwsContext, vpc, private, route_tables, required: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -159,7 +245,9 @@ class Network(pulumi.ComponentResource):
             egress=[],
             opts=child,
         )
-        for service in dict.fromkeys([*ctx.settings.network.interface_endpoints, *required]):
+        services = list(dict.fromkeys([*ctx.settings.network.interface_endpoints, *required]))
+        self.interface_endpoints = frozenset(services)
+        for service in services:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
                 vpc_id=vpc.id,
@@ -208,3 +296,34 @@ class Network(pulumi.ComponentResource):
             max_aggregation_interval=60,
             opts=child,
         )
+
+
+def nat_user_data(vpc_cidr: str) -> str:
+    """First-boot script of the NAT instance (Amazon Linux 2023): forwarding on, the VPC's traffic
+    masqueraded behind the instance's address, nothing else forwarded. Both land in files read at
+    every boot (sysctl.d, the iptables service's rules), so they survive reboots. The steps of
+    AWS's NAT instance guide (docs.aws.amazon.com/vpc/latest/userguide/work-with-nat-instances.html),
+    with rules that name the VPC instead of an interface."""
+    return f"""#!/bin/bash
+set -euo pipefail
+dnf install -y iptables-services
+echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf
+sysctl --system
+cat > /etc/sysconfig/iptables <<'RULES'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s {vpc_cidr} ! -d {vpc_cidr} -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -s {vpc_cidr} -j ACCEPT
+-A FORWARD -d {vpc_cidr} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+COMMIT
+RULES
+systemctl enable --now iptables
+"""

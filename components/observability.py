@@ -283,10 +283,7 @@ class Observability(pulumi.ComponentResource):
                         "storageClass": "gp3-encrypted",
                     },
                     "nodeSelector": {"llmops.io/node-role": "system"},
-                    "resources": {
-                        "requests": {"cpu": "500m", "memory": "2Gi"},
-                        "limits": {"cpu": "2", "memory": "2Gi"},
-                    },
+                    "resources": cfg.prometheus_server.resources(),
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
                     "global": config["global"],
                 },

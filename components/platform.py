@@ -17,6 +17,7 @@ from components.model_serving import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.prompt_store import GITHUB_OIDC_HOST, PromptStore, PromptStoreArgs
+from components.retrieval_freshness import RetrievalFreshness, RetrievalFreshnessArgs, declared_collections
 from components.teams import Teams, TeamsArgs
 from components.vector_db import VectorDb, VectorDbArgs
 from llmops.settings import StackSettings, TeamSettings
@@ -27,7 +28,12 @@ def required_endpoints(settings: StackSettings, teams: list[TeamSettings]) -> li
     the budget guard calls CloudWatch from the VPC with HTTPS to the VPC only (monitoring); team
     pods and the reconciler reach Secrets Manager only inside the VPC (secretsmanager); without
     NAT, KEDA queries AMP (aps-workspaces) and the gateway calls Bedrock (bedrock-runtime) through
-    endpoints. `llmops verify` reports any path still missing."""
+    endpoints. With a NAT and `network.interfaceEndpoints` empty (the cheap profile), none: every
+    AWS call goes through the NAT, and those clients' security groups and NetworkPolicies allow
+    HTTPS out of the VPC instead (Network.needs_nat). `llmops verify` reports any path still
+    missing."""
+    if settings.network.nat_gateways != "none" and not settings.network.interface_endpoints:
+        return []
     needed = ["monitoring"]
     if teams:
         needed.append("secretsmanager")
@@ -49,6 +55,7 @@ class Platform(pulumi.ComponentResource):
     gateway: Gateway
     cost_alarms: CostAlarms
     teams: Teams | None
+    retrieval_freshness: RetrievalFreshness | None
 
     def __init__(
         self,
@@ -178,6 +185,7 @@ class Platform(pulumi.ComponentResource):
                 vpc_id=self.network.vpc_id,
                 vpc_cidr=self.network.vpc_cidr,
                 vpc_subnet_ids=self.network.private_subnet_ids,
+                guard_https_out=self.network.needs_nat(["monitoring", "secretsmanager"]),
                 teams=[
                     TeamAlarm(
                         t.name,
@@ -209,11 +217,30 @@ class Platform(pulumi.ComponentResource):
                     vpc_cidr=self.network.vpc_cidr,
                     subnet_ids=self.network.private_subnet_ids,
                     s3_cidr_blocks=self.network.s3_cidr_blocks,
+                    secrets_through_nat=self.network.needs_nat(["secretsmanager"]),
                     gateway_url=self.gateway.url,
                     gateway_ca_certificate=self.gateway.ca_certificate,
                     gateway_master_key_secret_arn=self.gateway.master_key_secret_arn,
                     gateway_secret_key_arn=self.gateway.data_key_arn,
                     gateway=self.gateway,
+                ),
+                in_aws,
+            )
+        # The freshness exporter and its alarms, once any collection is declared (stack or teams).
+        collections = declared_collections(settings, teams or [])
+        self.retrieval_freshness = None
+        if collections:
+            self.retrieval_freshness = RetrievalFreshness(
+                f"{name}-retrieval",
+                RetrievalFreshnessArgs(
+                    context=ctx,
+                    cluster_name=self.cluster.name,
+                    k8s_provider=self.cluster.provider,
+                    vector_db=self.vector_db,
+                    collections=collections,
+                    alerts_topic_arn=self.cost_alarms.alerts_topic_arn,
+                    team_topic_arns=self.cost_alarms.team_topic_arns,
+                    system_nodes=self.cluster.system_nodes,
                 ),
                 in_aws,
             )

@@ -39,6 +39,7 @@ _ID_PREFIX = {
     "launchTemplate": "lt",
     "flowLog": "fl",
     "routeTableAssociation": "rtbassoc",
+    "networkInterface": "eni",
 }
 
 
@@ -120,10 +121,19 @@ def resource_state(type_: str, name: str, inputs: dict[str, Any], region: str) -
     elif module == "ec2" and kind == "vpcEndpoint" and inputs.get("vpcEndpointType") == "Gateway":
         # The service's prefix-list ranges (documentation ranges here; AWS returns S3's own).
         state.update(prefixListId=f"pl-{_hex(name, 8)}", cidrBlocks=["192.0.2.0/24", "198.51.100.0/24"])
+    elif module == "ec2" and kind == "instance":
+        rid = f"i-{_hex(name)}"  # not by _ID_PREFIX: RDS instances keep their names as ids
+        arn = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{rid}"
+        state["instanceState"] = "running"
     elif module == "ec2" and kind == "launchTemplate":
         state["latestVersion"] = 1
     elif module == "ec2" and kind == "eip":
         state.update(allocationId=rid, publicIp="198.51.100." + str(int(_hex(name, 2), 16) % 250 + 1))
+    elif module == "elasticache" and kind == "serverlessCache":
+        # Serverless caches answer on 6379 (primary) and 6380 (read from replicas), TLS only.
+        host = f"{physical}-{_hex(name, 6)}.serverless.{region}.cache.amazonaws.com"
+        state["endpoints"] = [{"address": host, "port": 6379}]
+        state["readerEndpoints"] = [{"address": host, "port": 6380}]
     elif module == "rds" and kind == "instance":
         host = f"{physical}.{_hex(name, 12)}.{region}.rds.amazonaws.com"
         state.update(address=host, endpoint=f"{host}:5432", port=5432)
@@ -252,6 +262,26 @@ def _secret_version(args: dict, region: str) -> dict:
     }
 
 
+def _ami(args: dict, region: str) -> dict:
+    """The one image whose exact name the program filters on (llmops/versions.py pins it)."""
+    filters = {f.get("name"): f.get("values") or [] for f in args.get("filters") or []}
+    name = (filters.get("name") or ["offline-fake-image"])[0]
+    arch = filters.get("architecture") or ["x86_64"]
+    ami = f"ami-{_hex(region + name)}"
+    return {
+        "id": ami,
+        "imageId": ami,
+        "name": name,
+        "architecture": arch[0],
+        "ownerId": "137112412989",  # Amazon's own images (owner alias "amazon")
+        "owners": args.get("owners") or [],
+        "rootDeviceName": "/dev/xvda",
+        "rootDeviceType": "ebs",
+        "virtualizationType": "hvm",
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": "8", "volumeType": "gp3"}}],
+    }
+
+
 INVOKES = {
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:iam/getSessionContext:getSessionContext": _session_context,
@@ -259,4 +289,5 @@ INVOKES = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getRegion:getRegion": _region,
     "aws:secretsmanager/getSecretVersion:getSecretVersion": _secret_version,
+    "aws:ec2/getAmi:getAmi": _ami,
 }

@@ -46,6 +46,12 @@ GPU_NODE_AMI_ALIASES = {
     "AL2023": "al2023@v20251112",
 }
 
+# The NAT instance's image (network.natGateways instance): Amazon Linux 2023, arm64, kernel 6.1,
+# looked up by its exact name among Amazon's own images, so it changes only when this line does.
+# Amazon publishes each release in every region under this name; an opt-in region may lag.
+NAT_INSTANCE_AMI_OWNER = "amazon"
+NAT_INSTANCE_AMI_NAME = "al2023-ami-2023.12.20260930.0-kernel-6.1-arm64"
+
 # --- Model serving, observability and the vector database ------------------------------------
 # vLLM's OpenAI-compatible server image; it ships the Run:ai model streamer (runai_streamer load
 # format, S3 support) and runs as root (the image defines no user: see docs/serving.md).
@@ -61,8 +67,10 @@ PROMETHEUS = Chart("prometheus", "27.28.0", "https://prometheus-community.github
 METRICS_SERVER = Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/")
 # The CloudWatch observability add-on (Container Insights); Pod Identity needs >= v3.1.0.
 CLOUDWATCH_OBSERVABILITY_ADDON = "v4.6.0-eksbuild.1"
-# The -unprivileged variant runs without root (the default image runs as root).
-QDRANT_IMAGE = "qdrant/qdrant:v1.15.5-unprivileged"
+# The -unprivileged variant runs without root (the default image runs as root). 1.16 stores collection
+# metadata, where the freshness exporter keeps each collection's objective and embedding model;
+# keep the minor in step with qdrant-client in requirements.txt and requirements-exporter.txt.
+QDRANT_IMAGE = "qdrant/qdrant:v1.16.2-unprivileged"
 # The snapshot CronJob: a stdlib-only Python step asks Qdrant for snapshots, the AWS CLI uploads.
 SNAPSHOT_PYTHON_IMAGE = "python:3.13.9-slim"
 AWS_CLI_IMAGE = "amazon/aws-cli:2.31.30"
@@ -81,3 +89,12 @@ LITELLM_VERSION = "1.100.5"
 # such upgrade show as drift and a downgrade attempt. 17.7 was current in 2026
 # (docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html).
 GATEWAY_POSTGRES_VERSION = "17"
+# The in-cluster PostgreSQL (gateway.database.engine in-cluster): the official image's Alpine
+# variant, multi-arch (amd64, arm64), whose postgres user is uid 70, socket directory
+# /var/run/postgresql, PGDATA /var/lib/postgresql/data (docker-library/postgres
+# 17/alpine3.22/Dockerfile, PG_VERSION 17.6). 17 like the RDS engine; 18 moved PGDATA.
+GATEWAY_POSTGRES_IMAGE = "postgres:17.6-alpine3.22"
+# ElastiCache Serverless for Valkey (the gateway's response cache): the major version; AWS applies
+# minor versions and patches itself. Serverless caches offer Valkey 7 and 8
+# (docs.aws.amazon.com/AmazonElastiCache/latest/dg/engine-versions.html).
+GATEWAY_VALKEY_MAJOR_VERSION = "8"

@@ -57,7 +57,7 @@ def test_prod_database_is_encrypted_multi_az_protected_and_private():
 
 
 def test_dev_database_is_single_az_and_destroyable():
-    plan, _ = plan_of("dev")
+    plan, _ = plan_of("dev", database={"engine": "rds"})  # dev ships the in-cluster database
     db = one(plan, "aws:rds/instance:Instance", "-db")["inputs"]
     assert db["multiAz"] is False and db["deletionProtection"] is False and db["skipFinalSnapshot"] is True
 
@@ -83,7 +83,7 @@ def test_no_gateway_load_balancer_is_internet_facing():
                 assert notes["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true", svc["name"]
 
 
-@pytest.mark.parametrize("stack,locked", [("prod", True), ("dev", False)])
+@pytest.mark.parametrize("stack,locked", [("prod", True), ("staging", False)])
 def test_logs_bucket_is_encrypted_private_tls_only_and_locked_when_regulated(stack, locked):
     plan, _ = plan_of(stack)
     sse_type = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
@@ -138,9 +138,21 @@ def test_config_map_holds_the_generated_config_and_no_secret():
     text = cm["data"]["config.yaml"]
     settings = from_config(config)
     assert yaml.safe_load(text) == render_config(settings, self_hosted_models(settings))
+    # The guardrail module LiteLLM imports from the config's directory ships beside config.yaml.
+    hooks = (Path(__file__).parent.parent / "llmops/gateway/hooks.py").read_text()
+    assert cm["data"]["llmops.gateway.hooks.py"] == hooks
+    guardrail = yaml.safe_load(text)["guardrails"][0]["litellm_params"]["guardrail"]
+    assert guardrail.startswith("llmops.gateway.hooks.")
     deployment = one(plan, "kubernetes:apps/v1:Deployment", "-deployment")["inputs"]
     checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-    assert checksum == hashlib.sha256(text.encode()).hexdigest(), "config change must roll the pods"
+    expected = hashlib.sha256((text + hooks).encode()).hexdigest()
+    assert checksum == expected, "a change of the config or of the module must roll the pods"
+    # LiteLLM looks for the module at <config dir>/llmops/gateway/hooks.py (module path as directories).
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
+    assert {"key": "llmops.gateway.hooks.py", "path": "llmops/gateway/hooks.py"} in volume["configMap"][
+        "items"
+    ]
+    assert {"key": "config.yaml", "path": "config.yaml"} in volume["configMap"]["items"]
     secret = one(plan, "kubernetes:core/v1:Secret", "-env")["inputs"]
     keys = ("LITELLM_MASTER_KEY", "DATABASE_URL", "VLLM_API_KEY")
     assert secret["stringData"] == dict.fromkeys(keys, SECRET_MASK)
@@ -216,6 +228,8 @@ def test_estimate_prices_the_gateway_database():
     from llmops.estimate import estimate
 
     plan, _ = plan_of("prod")
-    lines = dict(estimate(plan.to_dict()).lines)
-    # db.t4g.medium Multi-AZ: 2 x (0.065 USD/h x 730 h + 20 GiB x 0.115 USD) = 99.50 USD/month.
-    assert lines["Database db.t4g.medium Multi-AZ"] == pytest.approx(99.5)
+    est = estimate(plan.to_dict())
+    # Multi-AZ bills the standby too: two instances all month and twice the 20 GiB of gp3.
+    assert est.region == "me-central-1"
+    assert est.line("RDS db.t4g.medium Multi-AZ").quantity_max == 2 * 730
+    assert est.line("RDS gp3 storage Multi-AZ").quantity_max == 2 * 20

@@ -17,7 +17,7 @@ MODEL = {"name": "chat", "s3Prefix": "org/chat", "pool": "l4-spot", "tokensPerSe
 
 def settings(models=None, **extra):
     config = {
-        "aws:region": "eu-west-1",
+        "aws:region": "us-east-1",  # offers every type of POOLS (llmops/pricing/us-east-1.yaml)
         "llmops:environment": "test",
         "llmops:dataClassification": "internal",
         "llmops:gpuPools": POOLS,

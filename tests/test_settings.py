@@ -102,7 +102,7 @@ def test_fails_on_bad_gpu_pool(pool, expected):
 
 
 def test_fails_on_duplicate_pool_names():
-    pool = {"name": "a", "instanceFamilies": ["g6"], "maxGpus": 1}
+    pool = {"name": "a", "instanceFamilies": ["g5"], "maxGpus": 1}  # offered in eu-west-1
     assert problems(gpuPools=[pool, pool]) == ["llmops:gpuPools: pool names must be unique; repeated: a"]
 
 
@@ -183,7 +183,7 @@ def test_cli_rejects_non_yaml_stack_file(tmp_path):
     assert "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
 
 
-POOL = {"name": "a", "instanceFamilies": ["g6"], "maxGpus": 4}
+POOL = {"name": "a", "instanceFamilies": ["g5"], "maxGpus": 4}  # offered in eu-west-1
 MODEL = {"name": "m", "s3Prefix": "org/m/", "pool": "a", "tokensPerSecond": 100}
 
 

@@ -258,6 +258,8 @@ def test_desired_gateway_state_is_what_litellm_team_new_takes(plans, env):
         "classification": in_env(env)["classification"],
         "contact": FILE["contact"],
         "managed_by": f"llmops-{env}",
+        # The team's prompt-size budget for the gateway's guardrail; null: the file sets none.
+        "llmops_max_input_tokens": gateway.get("maxInputTokens"),
     }
 
 
@@ -306,10 +308,12 @@ def test_a_stack_without_teams_declares_no_team_resources(dev_without_teams):
 
 def test_a_team_costs_its_key_secrets_and_alarms(plans, dev_without_teams):
     added = plans["dev"].estimate.fixed - dev_without_teams.estimate.fixed
-    # AWS list prices: a KMS key $1/month, a secret $0.40/month, an alarm $0.10 per metric it
-    # reads (an anomaly-detection alarm reads three): the teams' key, the team's gateway key and
-    # Qdrant token, its 80% and 100% alarms and its anomaly-band alarm.
-    assert added == pytest.approx(1.0 + 2 * 0.40 + (1 + 1 + 3) * 0.10)
+    # AWS list prices: a secret $0.40/month, an alarm $0.10 per metric it reads (an anomaly-
+    # detection alarm reads three): the team's gateway key and Qdrant token, its 80% and 100%
+    # alarms, its anomaly-band alarm and its collection's index-age alarm. No key of its own: dev
+    # (internal) uses the stack's one key. Teams also bring the reconciler Lambda, whose logs are
+    # priced at costAssumptions.lambdaLogGbPerMonth (0.05 GB) x eu-west-1's 0.57 USD per GB.
+    assert added == pytest.approx(2 * 0.40 + (1 + 1 + 3 + 1) * 0.10 + 0.05 * 0.57, abs=0.01)  # cents
 
 
 def test_the_pull_request_comment_names_the_namespace_and_the_cost_delta(plans, dev_without_teams, capsys):
@@ -318,7 +322,7 @@ def test_the_pull_request_comment_names_the_namespace_and_the_cost_delta(plans, 
     assert llmops.cli.main(["diff", str(base), str(head), "--markdown"]) == 0
     comment = capsys.readouterr().out
     assert f"`llmops-dev-teams-{TEAM}-namespace` (`Namespace {NS}`)" in comment
-    assert "+2" in comment.split("monthly cost at minimum scale")[1].splitlines()[0]
+    assert "+1" in comment.split("monthly cost at minimum scale")[1].splitlines()[0]
 
 
 def test_llmops_plan_exits_2_naming_each_bad_key_of_a_team_file(tmp_path, capsys):

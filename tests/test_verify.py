@@ -187,8 +187,8 @@ def test_two_autoscalers_on_one_deployment(docs):
 
 
 def test_trigger_authentication_that_does_not_exist(docs):
-    findings = broken(docs["dev"], ("llmops-dev-serving-amp-auth", None))
-    assert_flags(findings, "selector-trigger-auth", "llmops-dev-serving-qwen-small-scaler", "amp-sigv4")
+    findings = broken(docs["staging"], ("llmops-staging-serving-amp-auth", None))
+    assert_flags(findings, "selector-trigger-auth", "llmops-staging-serving-qwen-small-scaler", "amp-sigv4")
 
 
 def test_security_group_policy_selecting_no_pod(docs):
@@ -256,9 +256,11 @@ def test_scrape_job_keeping_no_pod(docs):
     def unlabelled(deployment):
         del deployment["inputs"]["spec"]["template"]["metadata"]["labels"]["llmops.io/scrape"]
 
-    findings = broken(docs["dev"], ("llmops-dev-gateway-deployment", unlabelled))
-    assert_flags(findings, "selector-scrape-job", "llmops-dev-observability-scraper", "platform-apps")
-    assert_flags(findings, "metrics-keda-trigger", "llmops-dev-serving-qwen-small-scaler", "litellm_proxy")
+    findings = broken(docs["staging"], ("llmops-staging-gateway-deployment", unlabelled))
+    assert_flags(findings, "selector-scrape-job", "llmops-staging-observability-scraper", "platform-apps")
+    assert_flags(
+        findings, "metrics-keda-trigger", "llmops-staging-serving-qwen-small-scaler", "litellm_proxy"
+    )
 
 
 def test_karpenter_release_name_not_the_one_the_job_keeps(docs):
@@ -390,8 +392,9 @@ def test_gateway_pods_without_the_cluster_group_cannot_reach_models(docs):
         groups = policy["inputs"]["spec"]["securityGroups"]["groupIds"]
         groups[:] = groups[:1]
 
-    findings = broken(docs["dev"], ("llmops-dev-gateway-pods-sgp", change))
-    assert_flags(findings, "network-gateway", "llmops-dev-gateway-deployment", "qwen-small", "8000")
+    # staging: dev's gateway pods have no security group of their own (in-cluster database).
+    findings = broken(docs["staging"], ("llmops-staging-gateway-pods-sgp", change))
+    assert_flags(findings, "network-gateway", "llmops-staging-gateway-deployment", "qwen-small", "8000")
 
 
 def test_strict_security_groups_for_pods_cut_credentials_and_probes(docs):
@@ -408,9 +411,9 @@ def test_strict_security_groups_for_pods_cut_credentials_and_probes(docs):
 
 def test_budget_guard_without_a_cloudwatch_endpoint(docs):
     """Defect 5: the guard's group allows HTTPS inside the VPC only, so DescribeAlarms needs the
-    monitoring endpoint."""
-    findings = broken(docs["dev"], ("llmops-dev-network-monitoring", None))
-    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "cloudwatch", "HTTPS egress")
+    monitoring endpoint (staging's: dev has no endpoints and goes through its NAT instance)."""
+    findings = broken(docs["staging"], ("llmops-staging-network-monitoring", None))
+    assert_flags(findings, "network-lambda", "llmops-staging-cost-budget-guard", "cloudwatch", "HTTPS egress")
 
 
 def test_budget_guard_blocked_by_its_group(docs):
@@ -436,8 +439,8 @@ def test_amp_scraper_without_the_cluster_group(docs):
     def change(scraper):
         scraper["inputs"]["source"]["eks"]["securityGroupIds"] = ["sg-scraper"]
 
-    findings = broken(docs["dev"], ("llmops-dev-observability-scraper", change))
-    assert_flags(findings, "network-scrape", "llmops-dev-observability-scraper", "API server")
+    findings = broken(docs["staging"], ("llmops-staging-observability-scraper", change))
+    assert_flags(findings, "network-scrape", "llmops-staging-observability-scraper", "API server")
 
 
 def test_scraper_shut_out_by_the_models_network_policy(docs):
@@ -529,7 +532,15 @@ def test_s3_notification_without_the_queue_policy(docs):
     assert_flags(findings, "permissions-delivery", "llmops-prod-cost-spend-log-events", "s3.amazonaws.com")
 
 
-def test_delivery_into_a_queue_whose_key_refuses_the_sender(docs):
+@pytest.mark.parametrize(
+    "stack,key",
+    [
+        ("staging", "llmops-staging-gpu-queue-key"),
+        # Dev's one key (classification internal) must admit every service its separate keys would.
+        ("dev", "llmops-dev-stack-key"),
+    ],
+)
+def test_delivery_into_a_queue_whose_key_refuses_the_sender(docs, stack, key):
     def change(key):
         policy_doc(
             key,
@@ -546,9 +557,12 @@ def test_delivery_into_a_queue_whose_key_refuses_the_sender(docs):
             ],
         )
 
-    findings = broken(docs["dev"], ("llmops-dev-gpu-queue-key", change))
+    findings = broken(docs[stack], (key, change))
     assert_flags(
-        findings, "permissions-delivery", "llmops-dev-gpu-spot-interruption-target", "events.amazonaws.com"
+        findings,
+        "permissions-delivery",
+        f"llmops-{stack}-gpu-spot-interruption-target",
+        "events.amazonaws.com",
     )
 
 
@@ -581,8 +595,8 @@ def test_gateway_role_without_its_spend_log_grant(docs):
 
 
 def test_keda_role_without_amp_query(docs):
-    findings = broken(docs["dev"], ("llmops-dev-serving-keda-query", None))
-    assert_flags(findings, "permissions-pods", "llmops-dev-serving-keda", "aps:QueryMetrics")
+    findings = broken(docs["staging"], ("llmops-staging-serving-keda-query", None))
+    assert_flags(findings, "permissions-pods", "llmops-staging-serving-keda", "aps:QueryMetrics")
 
 
 # -- ordering ---------------------------------------------------------------------------------
@@ -608,8 +622,8 @@ def test_node_pool_racing_its_crd(docs):
             d for d in pool["dependencies"] if "karpenter" not in d and "nodeclass" not in d
         ]
 
-    findings = broken(docs["dev"], ("llmops-dev-gpu-l4-spot", change))
-    assert_flags(findings, "ordering-crd", "llmops-dev-gpu-l4-spot", "CRD")
+    findings = broken(docs["dev"], ("llmops-dev-gpu-a10g-spot", change))
+    assert_flags(findings, "ordering-crd", "llmops-dev-gpu-a10g-spot", "CRD")
 
 
 def test_gateway_starting_before_its_identity(docs):
@@ -843,18 +857,21 @@ def test_qdrant_admitting_other_clients_than_team_pods(docs):
 def test_team_without_https_egress_loses_credentials_and_secrets(docs):
     findings = broken(docs["dev"], (f"{TEAM}-allow-aws", None))
     assert_flags(findings, "network-team-paths", TEAM_NS, "Pod Identity agent", "169.254.170.23")
-    assert_flags(findings, "network-team-paths", TEAM_NS, "secretsmanager endpoint", "443")
+    assert_flags(findings, "network-team-paths", TEAM_NS, "Secrets Manager (through the NAT)", "443")
 
 
 def test_team_reaching_the_model_servers(docs):
-    """In dev the models' policy admits the VPC on 8000 (the AMP scraper): only the team's egress
-    keeps its pods from vLLM."""
+    """In staging the models' policy admits the VPC on 8000 (the AMP scraper): only the team's
+    egress keeps its pods from vLLM."""
 
     def open_8000(policy):
         policy["inputs"]["spec"]["egress"][0]["ports"].append({"port": 8000, "protocol": "TCP"})
 
-    findings = broken(docs["dev"], (f"{TEAM}-allow-aws", open_8000))
-    assert_flags(findings, "network-team-isolation", TEAM_NS, "must not reach the model server", "8000")
+    team = "llmops-staging-teams-fraud-analytics"
+    findings = broken(docs["staging"], (f"{team}-allow-aws", open_8000))
+    assert_flags(
+        findings, "network-team-isolation", f"{team}-namespace", "must not reach the model server", "8000"
+    )
 
 
 def test_team_isolation_without_enforced_policies(docs):
@@ -917,10 +934,14 @@ def test_team_role_without_the_key_of_its_secrets(docs):
     def no_kms(policy):
         policy_doc(policy, lambda st: [s for s in st if s["Action"] != ["kms:Decrypt"]])
 
+    # Staging: separate keys (in dev one key serves the prompts too, which the role may decrypt).
+    team = "llmops-staging-teams-fraud-analytics"
     findings = broken(
-        docs["dev"], (f"{TEAM}-read-gateway-key", no_kms), (f"{TEAM}-read-qdrant-token", no_kms)
+        docs["staging"], (f"{team}-read-gateway-key", no_kms), (f"{team}-read-qdrant-token", no_kms)
     )
-    assert_flags(findings, "permissions-team-workload", TEAM_NS, "kms:Decrypt", "is encrypted with it")
+    assert_flags(
+        findings, "permissions-team-workload", f"{team}-namespace", "kms:Decrypt", "is encrypted with it"
+    )
 
 
 def test_team_role_without_its_prompts(docs):
@@ -1173,4 +1194,298 @@ def test_a_stack_without_nat_gets_the_endpoints_its_paths_need(tmp_path, plan_st
     doc["resources"] = [r for r in doc["resources"] if not r["name"].endswith("-network-aps-workspaces")]
     assert_flags(
         verify_plan(doc), "network-autoscaler-metrics", "llmops-staging-serving-keda", "no aps-workspaces"
+    )
+
+
+# -- the NAT instance (dev's cheap network) ----------------------------------------------------
+
+NAT_ENI = "llmops-dev-network-nat-eni"
+PRIVATE_TABLES = ("llmops-dev-network-private-rt-eu-west-1a", "llmops-dev-network-private-rt-eu-west-1b")
+
+
+def test_private_routes_without_the_nat_instance(docs):
+    """Dev has no interface endpoints: with its default routes gone, every AWS call of the budget
+    guard, the reconciler and the team's pods has no path."""
+
+    def no_route(table):
+        table["inputs"]["routes"] = []
+
+    findings = broken(docs["dev"], *[(t, no_route) for t in PRIVATE_TABLES])
+    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "cloudwatch", "no NAT route")
+    assert_flags(findings, "network-lambda", RECONCILER, "secretsmanager", "no NAT route")
+    assert_flags(findings, "network-team-paths", TEAM_NS, "Secrets Manager", "no NAT route")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda eni: eni["inputs"].pop("sourceDestCheck"), "source/destination check on"),
+        (lambda eni: eni["inputs"].update(sourceDestCheck=True), "source/destination check on"),
+        (lambda eni: eni["inputs"].update(securityGroups=[]), "do not admit the VPC"),
+    ],
+)
+def test_nat_instance_that_forwards_nothing(docs, change, words):
+    """A route through an interface whose source/dest check is on (the EC2 default) or whose groups
+    drop the VPC's traffic carries nothing: the route table is flagged, and so is each path."""
+    findings = broken(docs["dev"], (NAT_ENI, change))
+    for table in PRIVATE_TABLES:
+        assert_flags(findings, "network-nat-instance", table, words)
+    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "cloudwatch", words)
+
+
+def test_nat_instance_without_its_address_or_instance(docs):
+    findings = broken(docs["dev"], ("llmops-dev-network-nat-eip-eu-west-1a", None))
+    assert_flags(findings, "network-nat-instance", PRIVATE_TABLES[0], "no public IPv4 address")
+    findings = broken(docs["dev"], ("llmops-dev-network-nat-eu-west-1a", None))
+    assert_flags(findings, "network-nat-instance", PRIVATE_TABLES[0], "no instance uses")
+
+
+def test_budget_guard_narrowed_to_the_vpc_without_endpoints(docs):
+    """Dev's guard reaches CloudWatch and Secrets Manager through the NAT: egress to the VPC only,
+    with no endpoint there, leaves it no path."""
+
+    def vpc_only(sg):
+        sg["inputs"]["egress"] = [r for r in sg["inputs"]["egress"] if r["cidrBlocks"] != ["0.0.0.0/0"]]
+
+    findings = broken(docs["dev"], ("llmops-dev-cost-budget-guard-sg", vpc_only))
+    assert_flags(
+        findings, "network-lambda", "llmops-dev-cost-budget-guard", "cloudwatch", "via the NAT instance"
+    )
+    assert_flags(findings, "network-lambda", "llmops-dev-cost-budget-guard", "secretsmanager", "HTTPS egress")
+
+
+def test_team_pods_narrowed_to_the_vpc_without_a_secrets_manager_endpoint(docs):
+    def vpc_only(policy):
+        spec = policy["inputs"]["spec"]
+        spec["egress"] = [r for r in spec["egress"] if r["to"] != [{"ipBlock": {"cidr": "0.0.0.0/0"}}]]
+
+    findings = broken(docs["dev"], (f"{TEAM}-allow-aws", vpc_only))
+    assert_flags(
+        findings, "network-team-paths", TEAM_NS, "Secrets Manager (through the NAT)", "allow it no egress"
+    )
+
+
+# -- retrieval freshness (components/retrieval_freshness.py) ---------------------------------------
+
+FRESH = "llmops-dev-retrieval"
+FRESH_JOB = f"{FRESH}-cronjob"
+FRESH_ALARM = f"{FRESH}-platform-docs-index-age"
+
+
+def exporter_env(edit: Callable[[dict], None]) -> Callable[[dict], None]:
+    def change(job: dict) -> None:
+        [exporter] = [c for c in pod(job)["containers"] if c["name"] == "exporter"]
+        env = {e["name"]: e for e in exporter["env"]}
+        edit(env)
+        exporter["env"] = list(env.values())
+
+    return change
+
+
+def test_declared_collection_without_its_alarm(docs):
+    findings = broken(docs["dev"], (FRESH_ALARM, None))
+    assert_flags(findings, "freshness-alarms", FRESH_JOB, "platform-docs", "no alarm of the plan watches it")
+
+
+def test_exporter_told_a_collection_nothing_alarms_on(docs):
+    def more(env):
+        declared = json.loads(env["COLLECTIONS_JSON"]["value"])
+        env["COLLECTIONS_JSON"]["value"] = json.dumps([*declared, {**declared[0], "name": "new-kb"}])
+
+    findings = broken(docs["dev"], (FRESH_JOB, exporter_env(more)))
+    assert_flags(findings, "freshness-alarms", FRESH_JOB, "new-kb", "LLMOps/Retrieval/IndexAgeSeconds")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("treatMissingData", "notBreaching", ("missing data as breaching",)),
+        ("threshold", 3600, ("maxAgeHours 48",)),
+        ("period", 300, ("exporter's interval (1800 s)",)),
+        ("alarmActions", ["arn:aws:sns:eu-west-1:111122223333:nobody"], ("reach nobody",)),
+    ],
+)
+def test_alarm_off_its_collections_objective(docs, key, value, words):
+    def change(alarm):
+        alarm["inputs"][key] = value
+
+    assert_flags(broken(docs["dev"], (FRESH_ALARM, change)), "freshness-alarms", FRESH_ALARM, *words)
+
+
+def test_alarm_on_a_metric_the_exporter_does_not_emit(docs):
+    """The names come from the exporter's own metric_data: a renamed metric has no producer."""
+
+    def change(alarm):
+        alarm["inputs"]["metricName"] = "IndexAge"
+
+    findings = broken(docs["dev"], (FRESH_ALARM, change))
+    assert_flags(findings, "freshness-alarms", FRESH_JOB, "platform-docs")
+    assert_flags(findings, "metrics-cloudwatch-alarm", FRESH_ALARM, "no producer of LLMOps/Retrieval")
+
+
+def test_exporter_publishing_to_another_namespace(docs):
+    def elsewhere(env):
+        env["METRIC_NAMESPACE"]["value"] = "LLMOps/Other"
+
+    findings = broken(docs["dev"], (FRESH_JOB, exporter_env(elsewhere)))
+    assert_flags(findings, "freshness-alarms", FRESH_JOB, "LLMOps/Other/IndexAgeSeconds")
+    assert_flags(findings, "freshness-exporter-permissions", FRESH_JOB, "cloudwatch:namespace")
+    assert_flags(findings, "metrics-cloudwatch-alarm", FRESH_ALARM, "LLMOps/Retrieval")
+
+
+def test_exporter_pods_without_the_qdrant_client_label(docs):
+    def unlabelled(job):
+        labels = job["inputs"]["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        labels.pop("llmops.io/qdrant-client")
+
+    findings = broken(docs["dev"], (FRESH_JOB, unlabelled))
+    assert_flags(findings, "freshness-exporter-paths", FRESH_JOB, "Qdrant", "allow-qdrant-clients")
+
+
+def test_exporter_pods_denied_egress(docs):
+    def deny_egress(policy):
+        policy["inputs"]["spec"]["policyTypes"] = ["Ingress", "Egress"]
+
+    findings = broken(docs["dev"], ("llmops-dev-vectordb-default-deny", deny_egress))
+    for what in ("CloudWatch for PutMetricData", "Pod Identity agent", "Qdrant"):
+        assert_flags(findings, "freshness-exporter-paths", FRESH_JOB, what, "no egress")
+
+
+def test_exporter_pointed_at_no_qdrant(docs):
+    def wrong(env):
+        env["QDRANT_URL"]["value"] = "http://qdrant.vector-db.svc.cluster.local:7333"
+
+    findings = broken(docs["dev"], (FRESH_JOB, exporter_env(wrong)))
+    assert_flags(findings, "freshness-exporter-paths", FRESH_JOB, "Qdrant")
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("cloudwatch:PutMetricData", ("cloudwatch:PutMetricData",)),
+        ("s3:GetObject", ("s3:GetObject", "deps-aarch64.zip")),
+        ("kms:Decrypt", ("kms:Decrypt", "encrypted with it")),
+    ],
+)
+def test_exporter_role_without_what_it_does(docs, action, words):
+    change = (
+        "llmops-dev-retrieval-policy",
+        lambda p: policy_doc(p, lambda s: [x for x in s if action not in x["Action"]]),
+    )
+    assert_flags(broken(docs["dev"], change), "freshness-exporter-permissions", FRESH_JOB, *words)
+
+
+def test_exporter_role_scoped_to_another_namespace(docs):
+    def other(statements):
+        for s in statements:
+            if "cloudwatch:PutMetricData" in s["Action"]:
+                s["Condition"] = {"StringEquals": {"cloudwatch:namespace": "LLMOps"}}
+        return statements
+
+    findings = broken(docs["dev"], ("llmops-dev-retrieval-policy", lambda p: policy_doc(p, other)))
+    assert_flags(findings, "freshness-exporter-permissions", FRESH_JOB, "cloudwatch:namespace condition")
+
+
+def test_exporter_service_account_without_its_role(docs):
+    findings = broken(docs["dev"], ("llmops-dev-retrieval-identity", None))
+    assert_flags(findings, "freshness-exporter-permissions", FRESH_JOB, "no Pod Identity association")
+
+
+def test_packages_for_the_nodes_architecture_not_uploaded(docs):
+    """Dev's system nodes are Graviton (AL2023_ARM_64_STANDARD): the pod fetches the aarch64 zip."""
+    findings = broken(docs["dev"], (f"{FRESH}-deps-aarch64", None))
+    assert_flags(findings, "freshness-exporter-deps", FRESH_JOB, "deps-aarch64.zip", "aarch64 nodes")
+    assert not [
+        f for f in broken(docs["dev"], (f"{FRESH}-deps-x86_64", None)) if f.contract.startswith("fresh")
+    ]
+
+    def other_key(obj):
+        obj["inputs"]["key"] = obj["inputs"]["key"].replace("deps-", "packages-")
+
+    findings = broken(docs["dev"], (f"{FRESH}-deps-aarch64", other_key))
+    assert_flags(findings, "freshness-exporter-deps", FRESH_JOB, "does not upload")
+
+
+# -- the gateway's response cache (staging caches qwen-small in ElastiCache Serverless for Valkey) --
+
+GATEWAY_DEPLOYMENT = "llmops-staging-gateway-deployment"
+
+
+def test_gateway_cache_closed_to_the_gateway_pods(docs):
+    def closed(sg):
+        sg["inputs"]["ingress"] = [r for r in sg["inputs"]["ingress"] if r["fromPort"] != 6379]
+
+    findings = broken(docs["staging"], ("llmops-staging-gateway-cache-sg", closed))
+    words = ("response cache", "no ingress rule", "6379")
+    assert_flags(findings, "network-gateway-cache", GATEWAY_DEPLOYMENT, *words)
+
+
+def test_gateway_pointed_at_no_cache_of_the_plan(docs):
+    def elsewhere(deployment):
+        for env in pod(deployment)["containers"][0]["env"]:
+            if env["name"] == "GATEWAY_CACHE_HOST":
+                env["value"] = "cache.example.internal"
+
+    findings = broken(docs["staging"], (GATEWAY_DEPLOYMENT, elsewhere))
+    assert_flags(findings, "network-gateway-cache", GATEWAY_DEPLOYMENT, "cache.example.internal", "none of")
+
+
+def test_gateway_cache_without_tls_or_its_password(docs):
+    def plain(config):
+        config["litellm_settings"]["cache_params"]["ssl"] = False
+
+    findings = broken(docs["staging"], ("llmops-staging-gateway-config", lambda c: gateway_config(c, plain)))
+    assert_flags(findings, "network-gateway-cache", GATEWAY_DEPLOYMENT, "over TLS")
+
+    def no_password(secret):
+        secret["inputs"]["stringData"].pop("GATEWAY_CACHE_PASSWORD")
+
+    findings = broken(docs["staging"], ("llmops-staging-gateway-env", no_password))
+    assert_flags(findings, "network-gateway-cache", GATEWAY_DEPLOYMENT, "GATEWAY_CACHE_PASSWORD")
+
+
+# -- the gateway's in-cluster database (dev) ---------------------------------------------------
+
+
+def test_gateway_database_admitting_other_pods_than_the_gateway(docs):
+    def change(policy):
+        policy["inputs"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] = {
+            "app.kubernetes.io/name": "litellm-proxy"
+        }
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-db-netpol", change))
+    assert_flags(findings, "selector-networkpolicy", "llmops-dev-gateway-db-netpol", "selects no pod")
+    # ...and the gateway no longer reaches its database through the namespace's default deny.
+    assert_flags(
+        findings, "network-gateway", "llmops-dev-gateway-deployment", "litellm-postgres", "NetworkPolicies"
+    )
+
+
+def test_gateway_database_policy_on_another_port(docs):
+    def change(policy):
+        policy["inputs"]["spec"]["ingress"][0]["ports"] = [{"protocol": "TCP", "port": 5433}]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-db-netpol", change))
+    assert_flags(findings, "network-gateway", "llmops-dev-gateway-deployment", "litellm-postgres", "5432")
+
+
+def test_gateway_database_service_selecting_no_pod(docs):
+    def change(svc):
+        svc["inputs"]["spec"]["selector"] = {"app.kubernetes.io/name": "postgres"}
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-db-service", change))
+    assert_flags(findings, "selector-service", "llmops-dev-gateway-db-service", "must select pods")
+    assert_flags(findings, "network-gateway", "llmops-dev-gateway-deployment", "resolves to no pods")
+
+
+def test_postgres_socket_directory_on_the_read_only_root(docs):
+    def change(sts):
+        container = pod(sts)["containers"][0]
+        container["volumeMounts"] = [
+            m for m in container["volumeMounts"] if m["mountPath"] != "/var/run/postgresql"
+        ]
+
+    findings = broken(docs["dev"], ("llmops-dev-gateway-db-statefulset", change))
+    assert_flags(
+        findings, "containers-writable-paths", "llmops-dev-gateway-db-statefulset", "/var/run/postgresql"
     )

@@ -16,7 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmops.verify import containers, metrics, network, ordering, permissions, selectors, tls  # noqa: F401
+from llmops.verify import (  # noqa: F401
+    capacity,
+    containers,
+    freshness,
+    gateway_cache,
+    metrics,
+    network,
+    ordering,
+    permissions,
+    prices,
+    selectors,
+    tls,
+)
 from llmops.verify.contracts import CONTRACTS, Contract, Finding
 from llmops.verify.model import PlanView
 

@@ -59,6 +59,15 @@ NEEDS = [
         source="qdrant v1.15 config/config.yaml storage.storage_path ./storage, snapshots_path ./snapshots; "
         "QDRANT_INIT_FILE_PATH (docs/guides/installation: read-only file system)",
     ),
+    ImageNeeds(
+        "postgres:",
+        # initdb and the server write PGDATA; the server puts its socket and lock file in
+        # /var/run/postgresql (the image's DEFAULT_PGSOCKET_DIR); the entrypoint's temporary
+        # server and nss_wrapper (for a uid without a passwd entry) use /tmp.
+        ("$PGDATA", "/var/run/postgresql", "/tmp"),
+        source="docker-library/postgres 17/alpine3.22 Dockerfile (PGDATA /var/lib/postgresql/data, "
+        "/var/run/postgresql) and docker-entrypoint.sh",
+    ),
     ImageNeeds("python:", ("/tmp",), source="tempfile.gettempdir()"),
     ImageNeeds(
         "amazon/aws-cli:",
@@ -72,6 +81,7 @@ NEEDS = [
 IMAGE_DEFAULTS = {
     "QDRANT__STORAGE__STORAGE_PATH": "/qdrant/storage",
     "QDRANT__STORAGE__SNAPSHOTS_PATH": "/qdrant/snapshots",
+    "PGDATA": "/var/lib/postgresql/data",
 }
 
 

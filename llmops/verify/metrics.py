@@ -274,6 +274,9 @@ def cloudwatch_producers(plan: PlanView) -> list[tuple[dict[str, Any], CloudWatc
             env = ((function.get("inputs") or {}).get("environment") or {}).get("variables") or {}
             environment = env.get("ENVIRONMENT", "")
             found.append((function, _aggregator_metrics(environment), {"Environment": environment}))
+    from llmops.verify.freshness import producers  # the retrieval freshness exporter's pods
+
+    found += producers(plan)
     cluster = (plan.cluster or {}).get("inputs", {}).get("name")
     for source, render in plan.renders:
         for metrics in render.cloudwatch:

@@ -1,6 +1,6 @@
 """Network paths: every client-to-server edge the platform wires is allowed by security groups and
-NetworkPolicies and has a route (VPC endpoint or NAT), and NetworkPolicies are enforced when any
-exist. Like Reachability Analyzer, a finding names the blocking component.
+NetworkPolicies and has a route (VPC endpoint, NAT gateway or NAT instance), and NetworkPolicies are
+enforced when any exist. Like Reachability Analyzer, a finding names the blocking component.
 
 The model follows the AWS and EKS documentation:
 - the EKS cluster security group admits everything from itself and allows all egress
@@ -18,7 +18,11 @@ The model follows the AWS and EKS documentation:
   allows);
 - an internal NLB made by the cloud controller opens the nodes' security group to the Service's
   loadBalancerSourceRanges (0.0.0.0/0 when unset) on its node ports (kubernetes/cloud-provider-aws
-  pkg/providers/v1/aws.go, updateInstanceSecurityGroupsForNLB).
+  pkg/providers/v1/aws.go, updateInstanceSecurityGroupsForNLB);
+- a route through a network interface reaches the internet only when an instance uses it, its
+  source/destination check is off (an instance otherwise drops what is neither from nor to
+  itself), its security groups pass the traffic, it has a public IPv4 address and its subnet routes
+  to an internet gateway (VPC user guide, NAT instances: VPC_NAT_Instance.html).
 Security groups created by the plan have no egress unless they declare it (the Terraform-based AWS
 provider removes AWS's default allow-all egress rule).
 """
@@ -157,6 +161,9 @@ class Network:
         self.cni_env = cni.get("env") or {}
         self.policies_enforced = str(cni.get("enableNetworkPolicy", "false")).lower() == "true"
         self.sg_mode = self.cni_env.get("POD_SECURITY_GROUP_ENFORCING_MODE", "strict")
+        self.nat_blocks = {
+            eni: nat_instance_block(plan, self, eni) for eni in routed_interfaces(plan)
+        }  # interface id -> why it forwards nothing (None: it is a working NAT instance)
 
     # -- who is where ------------------------------------------------------------------------
 
@@ -325,18 +332,59 @@ class Network:
                 and self._routed(client, lambda route, tables=tables: route[1] in tables)
             ):
                 return self._egress_out(client, f"{endpoint_name} gateway endpoint")
-        if self._routed(
-            client, lambda route: route[0].get("cidrBlock") == ANYWHERE and route[0].get("natGatewayId")
-        ):
-            return self._egress_out(client, "NAT gateway")
-        return f"no {endpoint_name} interface endpoint and no NAT route from its subnets"
+        via = self._nat(client)
+        if via:
+            return self._egress_out(client, via)
+        return (
+            f"no {endpoint_name} interface endpoint and no NAT route from its subnets{self._dead_nat(client)}"
+        )
 
     def internet_block(self, client: Endpoint) -> str | None:
-        if self._routed(
-            client, lambda route: route[0].get("cidrBlock") == ANYWHERE and route[0].get("natGatewayId")
-        ):
-            return self._egress_out(client, "NAT gateway")
-        return "its subnets have no route to the internet (natGateways none): use a VPC endpoint or a proxy"
+        via = self._nat(client)
+        if via:
+            return self._egress_out(client, via)
+        return (
+            "its subnets have no route to the internet (natGateways none): use a VPC endpoint or a proxy"
+            f"{self._dead_nat(client)}"
+        )
+
+    def _to_nat(self, route: tuple[dict, str]) -> str | None:
+        """What a route table entry sends to the internet through, if it does: "NAT gateway", "NAT
+        instance" (a working one, see nat_instance_block), else None."""
+        entry = route[0]
+        if entry.get("cidrBlock") != ANYWHERE:
+            return None
+        if entry.get("natGatewayId"):
+            return "NAT gateway"
+        eni = entry.get("networkInterfaceId")
+        if eni and eni in self.nat_blocks and self.nat_blocks[eni] is None:
+            return "NAT instance"
+        return None
+
+    def _nat(self, client: Endpoint) -> str | None:
+        """The NAT every subnet of the client routes the internet through, or None."""
+        found: set[str] = set()
+
+        def wanted(route) -> bool:
+            via = self._to_nat(route)
+            if via:
+                found.add(via)
+            return via is not None
+
+        return " or ".join(sorted(found)) if self._routed(client, wanted) else None
+
+    def _dead_nat(self, client: Endpoint) -> str:
+        """Why the client's route through a network interface carries nothing, if it has one."""
+        dead: list[str] = []
+
+        def wanted(route) -> bool:
+            eni = route[0].get("networkInterfaceId")
+            if route[0].get("cidrBlock") == ANYWHERE and self.nat_blocks.get(eni):
+                dead.append(f"{eni}: {self.nat_blocks[eni]}")
+            return False
+
+        self._routed(client, wanted)
+        return f" (its default route goes to {dead[0]})" if dead else ""
 
     def _egress_out(self, client: Endpoint, via: str) -> str | None:
         """Egress to addresses outside the VPC: SGP pods in standard mode leave through the node."""
@@ -380,6 +428,100 @@ def _policy_port(
         ):
             return True
     return False
+
+
+# -- NAT instances -------------------------------------------------------------------------------
+
+
+def routed_interfaces(plan: PlanView) -> list[str]:
+    """Network interface ids that some route table sends 0.0.0.0/0 to."""
+    found = []
+    for table in plan.of_type("aws:ec2/routeTable:RouteTable"):
+        for route in table["inputs"].get("routes") or []:
+            eni = route.get("networkInterfaceId")
+            if route.get("cidrBlock") == ANYWHERE and eni and eni not in found:
+                found.append(eni)
+    return found
+
+
+def _interface_instance(plan: PlanView, eni_id: str) -> dict[str, Any] | None:
+    for instance in plan.of_type("aws:ec2/instance:Instance"):
+        i = instance["inputs"]
+        attached = [(i.get("primaryNetworkInterface") or {}).get("networkInterfaceId")]
+        attached += [n.get("networkInterfaceId") for n in i.get("networkInterfaces") or []]
+        if eni_id in attached:
+            return instance
+    return None
+
+
+def nat_instance_block(plan: PlanView, net: Network, eni_id: str) -> str | None:
+    """Why the interface forwards nothing to the internet (None: a working NAT instance)."""
+    eni = plan.resolve(eni_id, "aws:ec2/networkInterface:NetworkInterface")
+    if eni is None:
+        return "no network interface of the plan has that id"
+    i = eni["inputs"]
+    instance = _interface_instance(plan, eni_id)
+    if instance is None:
+        return f"no instance uses network interface {eni['name']}"
+    if i.get("sourceDestCheck", True) is not False:
+        return (
+            f"network interface {eni['name']} keeps its source/destination check on, so its instance "
+            "drops every packet that is neither from nor to itself"
+        )
+    groups = set(i.get("securityGroups") or [])
+    if not sg_allows(net.groups, groups, set(), [net.vpc_cidr] if net.vpc_cidr else [], HTTPS, "ingress"):
+        return f"its security groups {sorted(groups)} do not admit the VPC on {HTTPS}/tcp"
+    if not sg_allows(net.groups, groups, set(), [ANYWHERE], HTTPS, "egress"):
+        return f"its security groups {sorted(groups)} allow no HTTPS to the internet"
+    public = instance["inputs"].get("associatePublicIpAddress") is True or any(
+        e["inputs"].get("networkInterface") == eni_id or e["inputs"].get("instance") == instance["id"]
+        for e in plan.of_type("aws:ec2/eip:Eip")
+    )
+    if not public:
+        return (
+            f"network interface {eni['name']} has no public IPv4 address (an Elastic IP), so nothing it "
+            "sends to the internet comes back"
+        )
+    subnet = i.get("subnetId")
+    gateways = {g["id"] for g in plan.of_type("aws:ec2/internetGateway:InternetGateway")}
+    to_igw = any(
+        assoc["inputs"].get("subnetId") == subnet
+        and any(
+            r.get("cidrBlock") == ANYWHERE and r.get("gatewayId") in gateways
+            for r in ((plan.resolve(assoc["inputs"].get("routeTableId")) or {}).get("inputs") or {}).get(
+                "routes"
+            )
+            or []
+        )
+        for assoc in plan.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+    )
+    if not to_igw:
+        return f"its subnet {subnet} has no route to an internet gateway"
+    return None
+
+
+@contract(
+    "network-nat-instance",
+    "network",
+    "Checks whether every route to a network interface reaches the internet: an instance uses the interface, "
+    "its source/destination check is off, its security groups admit the VPC and reach the internet, it has "
+    "a public IPv4 address and its subnet routes to an internet gateway.",
+)
+def nat_instances(plan: PlanView) -> Iterator[Finding]:
+    net = Network(plan)
+    for table in plan.of_type("aws:ec2/routeTable:RouteTable"):
+        for route in table["inputs"].get("routes") or []:
+            eni = route.get("networkInterfaceId")
+            block = net.nat_blocks.get(eni) if route.get("cidrBlock") == ANYWHERE else None
+            if block:
+                yield Finding(
+                    "network-nat-instance",
+                    table["name"],
+                    eni,
+                    f"Route table {table['name']} sends 0.0.0.0/0 to {eni}, which carries nothing: {block}.",
+                    "Route to a NAT instance's interface with source_dest_check False, a security group "
+                    "admitting the VPC with egress to the internet, an Elastic IP and a public subnet.",
+                )
 
 
 # -- the edges the platform wires ----------------------------------------------------------------
@@ -497,6 +639,11 @@ def gateway_paths(plan: PlanView) -> Iterator[Finding]:
                     block,
                     "Admit the gateway pods' security group in the database's security group.",
                 )
+        for service in gateway_database_services(plan, w):
+            ns, port = namespace_of(service), _service_port(service)
+            url = f"postgresql://{name_of(service)}.{ns}.svc:{port}"
+            what = f"its database {name_of(service)}"
+            yield from _to_service(plan, net, client, url, what, "network-gateway")
         settings = config.get("litellm_settings") or {}
         if "s3_v2" in (settings.get("success_callback") or []):
             block = net.api_block(client, "s3")
@@ -510,6 +657,31 @@ def gateway_paths(plan: PlanView) -> Iterator[Finding]:
                     "Route the pods' subnets to the S3 gateway endpoint and allow HTTPS egress.",
                 )
         yield from _credentials(plan, net, w, client)
+
+
+def gateway_database_services(plan: PlanView, w: Workload) -> list[dict[str, Any]]:
+    """Services the gateway's DATABASE_URL is built from (an in-cluster database): the plan records
+    which resources each Secret's stringData derives from."""
+    found = []
+    for c in w.containers:
+        for ref in c.get("envFrom") or []:
+            name = (ref.get("secretRef") or {}).get("name")
+            for secret in plan.objects("Secret", w.namespace):
+                keys = secret["inputs"].get("stringData") or {}
+                if name_of(secret) != name or "DATABASE_URL" not in keys:
+                    continue
+                deps = (secret.get("propertyDependencies") or {}).get("stringData") or []
+                found += [
+                    plan.by_name[d]
+                    for d in deps
+                    if d in plan.by_name and plan.by_name[d]["type"] == "kubernetes:core/v1:Service"
+                ]
+    return found
+
+
+def _service_port(service: dict[str, Any]) -> int:
+    ports = (service["inputs"].get("spec") or {}).get("ports") or []
+    return int(ports[0].get("port", 0)) if ports else 0
 
 
 def _credentials(plan: PlanView, net: Network, w: Workload, client: Endpoint) -> Iterator[Finding]:
@@ -705,8 +877,10 @@ def lambda_to_gateway(plan: PlanView, net: Network, client: Endpoint, url: str) 
     for pod in plan.pods_of(spec.get("selector"), namespace_of(svc)):
         target = pod.port_number(listener.get("targetPort", port))
         server = net.pod(pod)
+        # kube-proxy forwards from the node the NLB picked, with that node's address and groups
+        # (externalTrafficPolicy Cluster): taken as the groups of the nodes the pods run on.
         nodes = Endpoint(
-            "the nodes forwarding the load balancer's traffic", svc["name"], set(), server.ranges
+            "the nodes forwarding the load balancer's traffic", svc["name"], server.node_groups, server.ranges
         )
         block = (
             net.policy_block(nodes, pod, target) if target else "the Service's targetPort is not a pod port"
@@ -714,7 +888,7 @@ def lambda_to_gateway(plan: PlanView, net: Network, client: Endpoint, url: str) 
         if (
             not block
             and target
-            and not sg_allows(net.groups, server.groups, set(), server.ranges, target, "ingress")
+            and not sg_allows(net.groups, server.groups, nodes.groups, server.ranges, target, "ingress")
         ):
             block = f"its security groups {sorted(server.groups)} do not admit the nodes on {target}"
         if block:

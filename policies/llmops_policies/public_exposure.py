@@ -196,10 +196,13 @@ def lb_internal(res: Res, ctx: Ctx) -> Iterator[str]:
     id="LLMOPS-PUB-006",
     name="no-public-ip-addresses",
     description="Checks whether instances, launch templates, subnets and databases avoid public IP "
-    "addresses.",
+    "addresses, and a NAT instance (a network interface forwarding traffic, with its Elastic IP) appears "
+    "only in public and internal stacks.",
     severity="high",
     remediation="Launch nodes in private subnets: associate_public_ip_address False, map_public_ip_on_launch "
-    "False, publicly_accessible False. NAT gateways keep their Elastic IPs; nothing else needs one.",
+    "False, publicly_accessible False. NAT gateways keep their Elastic IPs, and so does a NAT instance's "
+    "network interface in public and internal stacks (network.natGateways instance); confidential and "
+    "regulated stacks use NAT gateways. Nothing else needs one.",
     anchors=anchors(
         "Checkov:CKV_AWS_88",
         "Checkov:CKV_AWS_130",
@@ -214,10 +217,29 @@ def lb_internal(res: Res, ctx: Ctx) -> Iterator[str]:
         "aws:ec2/subnet:Subnet",
         "aws:rds/instance:Instance",
         "aws:rds/cluster:Cluster",
+        "aws:ec2/networkInterface:NetworkInterface",
+        "aws:ec2/eip:Eip",
     ),
 )
 def no_public_ip(res: Res, ctx: Ctx) -> Iterator[str]:
-    if res.type == "aws:ec2/subnet:Subnet":
+    # A NAT instance forwards from an interface with source/destination check off and an Elastic
+    # IP on that interface: accepted where the data is public or internal only.
+    nat_allowed = ctx.classification in ("public", "internal")
+    if res.type == "aws:ec2/networkInterface:NetworkInterface":
+        if res.get("sourceDestCheck", True) is False and not nat_allowed:
+            yield (
+                f"Network interface {res.name} forwards traffic (sourceDestCheck false): a NAT instance is "
+                f"not allowed in a {ctx.classification} stack."
+            )
+    elif res.type == "aws:ec2/eip:Eip":
+        if res.get("instance"):
+            yield f"Elastic IP {res.name} must not give instance {res.get('instance')} a public address."
+        elif res.get("networkInterface") and not nat_allowed:
+            yield (
+                f"Elastic IP {res.name} gives network interface {res.get('networkInterface')} a public "
+                f"address: not allowed in a {ctx.classification} stack."
+            )
+    elif res.type == "aws:ec2/subnet:Subnet":
         if truthy(res.get("mapPublicIpOnLaunch", False)):
             yield f"Subnet {res.name} must not map public IPs on launch."
     elif res.type.startswith("aws:rds/"):
