@@ -56,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Per collection: points, index age (now minus the newest indexed_at), the share of points "
             "older than the objective, points whose embedding_model differs from the collection's, and "
             "the objective used (the collection's max_age_hours metadata, else --max-age). Exits 1 when "
-            "a collection breaches its objective, naming those on stderr."
+            "a collection breaches its objective, naming those on stderr; the table then lists only "
+            "those (--all lists every collection)."
         ),
     )
     _add_store(fresh)
@@ -66,7 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DURATION",
         help="objective for collections without max_age_hours metadata (90m, 24h, 7d)",
     )
-    fresh.add_argument("--json", action="store_true", help="print one JSON document")
+    fresh.add_argument("--all", action="store_true", help="list every collection even when some breach")
+    fresh.add_argument("--json", action="store_true", help="print one JSON document (every collection)")
     fresh.set_defaults(func=_freshness)
 
     erase = sub.add_parser(
@@ -164,7 +166,7 @@ def _freshness(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(_freshness_text(report))
+        print(_freshness_text(report, every=args.all))
     breached = [r for r in report["collections"] if r["breached"]]
     if breached:
         reasons = ", ".join(f"{r['name']} ({_why(r)})" for r in breached)
@@ -199,10 +201,15 @@ def _hours(hours: float) -> str:
     return f"{hours:g}h"
 
 
-def _freshness_text(report: dict) -> str:
+def _freshness_text(report: dict, every: bool = False) -> str:
+    """The table; when a collection breaches, only the breaching ones (what needs action) unless
+    `every`, with a count of the others."""
     header = ("collection", "points", "index age", "objective", "stale", "model drift", "embedding model", "")
     lines = [header]
-    for r in report["collections"]:
+    shown = report["collections"]
+    if report["breached"] and not every:
+        shown = [r for r in shown if r["breached"]]
+    for r in shown:
         objective = (
             "none"
             if r["max_age_hours"] is None
@@ -228,7 +235,10 @@ def _freshness_text(report: dict) -> str:
     out += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
     if not report["collections"]:
         out.append("(no collections)")
-    without = [r["name"] for r in report["collections"] if r["max_age_hours"] is None]
+    hidden = len(report["collections"]) - len(shown)
+    if hidden:
+        out.append(f"{hidden} other collection(s) not breaching (--all lists them)")
+    without = [r["name"] for r in shown if r["max_age_hours"] is None]
     if without:
         out.append(f"no objective (not judged): {', '.join(without)}; set max_age_hours or pass --max-age")
     return "\n".join(out)

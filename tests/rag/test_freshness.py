@@ -206,6 +206,13 @@ def test_cli_end_to_end_on_a_store_written_by_another_process(tmp_path):
     assert "Traceback" not in proc.stderr
     [summary] = proc.stderr.splitlines()
     assert summary.startswith("error: ") and "stale-docs" in summary and "fresh-docs" not in summary
+    # What needs action: only the breaching collection is listed, the others counted.
+    assert "fresh-docs" not in proc.stdout
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
+    assert rows["stale-docs"].endswith("BREACHED")
+    assert "1 other collection(s) not breaching (--all lists them)" in proc.stdout
+    proc = llmops("rag", "freshness", "--path", str(path), "--max-age", "24h", "--all")
+    assert proc.returncode == 1, proc.stderr
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
     assert rows["stale-docs"].endswith("BREACHED") and not rows["fresh-docs"].endswith("BREACHED")
 
