@@ -142,16 +142,10 @@ def proxy(stubs, moto, tmp_path_factory):
 
 def chat(proxy, model: str, content: str, **extra) -> dict:
     body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
-    request = urllib.request.Request(
-        f"{proxy['base']}/v1/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60, context=proxy["tls"]) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        raise AssertionError(f"{model}: HTTP {err.code}: {err.read()[:2000]!r}") from None
+    status, text = post(proxy, body)
+    if status != 200:
+        raise AssertionError(f"{model}: HTTP {status}: {text[:2000]!r}")
+    return json.loads(text)
 
 
 def test_the_gateway_speaks_tls_only(proxy):
@@ -319,6 +313,7 @@ def test_oversized_prompt_is_refused_naming_the_limit_before_any_model_call(prox
 
 
 def post(proxy, body: dict) -> tuple[int, str]:
+    """Status and body of a chat completion (errors included)."""
     request = urllib.request.Request(
         f"{proxy['base']}/v1/chat/completions",
         data=json.dumps(body).encode(),
