@@ -338,6 +338,24 @@ def test_alarm_on_a_dimension_set_the_aggregator_does_not_emit(docs):
     )
 
 
+def test_alarm_on_the_age_of_retrieved_documents(docs):
+    """The aggregator emits the retrieved-document ages per [Environment, Team] and per
+    [Environment, Model, Route], not per model within a team: verify knows every record it writes."""
+    alarm = "llmops-prod-cost-team-payments-daily-cost"
+
+    def per_team(resource):
+        resource["inputs"]["metricName"] = "RetrievedNewestDocumentAgeSeconds"
+
+    def per_team_and_model(resource):
+        per_team(resource)
+        resource["inputs"]["dimensions"]["Model"] = "llama-70b"
+
+    findings = broken(docs["prod"], (alarm, per_team))
+    assert not [f for f in findings if f.resource == alarm], findings
+    findings = broken(docs["prod"], (alarm, per_team_and_model))
+    assert_flags(findings, "metrics-cloudwatch-alarm", alarm, "dimensions")
+
+
 def test_alarm_for_another_environment(docs):
     def change(alarm):
         alarm["inputs"]["dimensions"]["Environment"] = "production"

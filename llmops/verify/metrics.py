@@ -247,22 +247,35 @@ def hpa_metrics(plan: PlanView) -> Iterator[Finding]:
 
 
 @cache
-def _aggregator_metrics(environment: str) -> CloudWatchMetrics:
-    """What the spend aggregator emits, from the aggregator itself run on one record."""
+def _aggregator_metrics(environment: str) -> list[CloudWatchMetrics]:
+    """What the spend aggregator emits, from the aggregator itself run on one record that carries
+    retrieval metadata: the cost records and the retrieved-document ages (one directive each)."""
     from lambdas.spend_aggregator.aggregate import Aggregator
 
     aggregator = Aggregator()
-    aggregator.add_document(
-        json.dumps({"model_group": "m", "response_cost": 1.0, "status": "success"}).encode()
-    )
-    emf = aggregator.emf_records(environment)[0]["_aws"]["CloudWatchMetrics"][0]
-    return CloudWatchMetrics(
-        "spend aggregator",
-        emf["Namespace"],
-        frozenset(m["Name"] for m in emf["Metrics"]),
-        tuple(frozenset(d) for d in emf["Dimensions"]),
-        source="lambdas/spend_aggregator/aggregate.py",
-    )
+    retrieval = {
+        "newest_source_updated_at": "2025-12-01T00:00:00Z",
+        "oldest_source_updated_at": "2025-11-01T00:00:00Z",
+    }
+    record = {
+        "model_group": "m",
+        "response_cost": 1.0,
+        "status": "success",
+        "startTime": 1764590400.0,  # 2025-12-01T12:00:00Z
+        "metadata": {"requester_metadata": {"retrieval": retrieval}},
+    }
+    aggregator.add_document(json.dumps(record).encode())
+    return [
+        CloudWatchMetrics(
+            "spend aggregator",
+            emf["Namespace"],
+            frozenset(m["Name"] for m in emf["Metrics"]),
+            tuple(frozenset(d) for d in emf["Dimensions"]),
+            source="lambdas/spend_aggregator/aggregate.py",
+        )
+        for out in aggregator.emf_records(environment)
+        for emf in out["_aws"]["CloudWatchMetrics"]
+    ]
 
 
 def cloudwatch_producers(plan: PlanView) -> list[tuple[dict[str, Any], CloudWatchMetrics, dict[str, str]]]:
@@ -273,7 +286,7 @@ def cloudwatch_producers(plan: PlanView) -> list[tuple[dict[str, Any], CloudWatc
         if folder is not None and folder.name == "spend_aggregator":
             env = ((function.get("inputs") or {}).get("environment") or {}).get("variables") or {}
             environment = env.get("ENVIRONMENT", "")
-            found.append((function, _aggregator_metrics(environment), {"Environment": environment}))
+            found += [(function, m, {"Environment": environment}) for m in _aggregator_metrics(environment)]
     from llmops.verify.freshness import producers  # the retrieval freshness exporter's pods
 
     found += producers(plan)
