@@ -29,7 +29,13 @@ from llmops.verify.network import (
     Network,
     service_target,
 )
-from llmops.verify.permissions import _association_role, _key_findings, _kms_key_of, _role_findings
+from llmops.verify.permissions import (
+    _association_role,
+    _container_env,
+    _key_findings,
+    _kms_key_of,
+    _role_findings,
+)
 from llmops.verify.upstream import CloudWatchMetrics
 
 MODULE = "llmops.rag.exporter"
@@ -92,10 +98,6 @@ def emitted() -> tuple[CloudWatchMetrics, str]:
     return metrics, _age_metric(function)
 
 
-def _env(container: dict[str, Any]) -> dict[str, Any]:
-    return {e.get("name"): e.get("value") for e in container.get("env") or [] if "value" in e}
-
-
 def exporter_container(w: Workload) -> dict[str, Any] | None:
     for c in w.containers:
         words = [str(x) for x in [*(c.get("command") or []), *(c.get("args") or [])]]
@@ -115,7 +117,7 @@ def exporters(plan: PlanView) -> list[tuple[Workload, dict[str, Any]]]:
 
 def _config(container: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]] | None]:
     """(environment, namespace, declared collections or None when COLLECTIONS_JSON is unreadable)."""
-    env = _env(container)
+    env = _container_env(container)
     metrics, _ = emitted()
     try:
         declared = json.loads(env.get("COLLECTIONS_JSON") or "[]")
@@ -261,7 +263,7 @@ def fetched_objects(w: Workload) -> list[tuple[str, str, str]] | None:
     for c in w.containers:
         script = " ".join(str(x) for x in [*(c.get("command") or []), *(c.get("args") or [])])
         match = _FETCH.search(script)
-        prefix = _env(c).get("DEPS_PREFIX")
+        prefix = _container_env(c).get("DEPS_PREFIX")
         if match and isinstance(prefix, str) and prefix.startswith("s3://"):
             found = []
             for arch in ARCHES:
@@ -396,7 +398,7 @@ def exporter_paths(plan: PlanView) -> Iterator[Finding]:
     net = Network(plan)
     for w, c in exporters(plan):
         client = net.pod(w)
-        url = urlsplit(str(_env(c).get("QDRANT_URL") or ""))
+        url = urlsplit(str(_container_env(c).get("QDRANT_URL") or ""))
         pods, port, label = service_target(plan, url.hostname or "", url.port or 6333)
         if not pods or port is None:
             yield _blocked(

@@ -15,13 +15,10 @@ from llmops.gateway.config import CACHE_HOST_ENV, CACHE_PASSWORD_ENV, CACHE_PORT
 from llmops.verify.contracts import Finding, contract
 from llmops.verify.model import PlanView
 from llmops.verify.network import Endpoint, Network, gateway_pods
+from llmops.verify.permissions import _container_env
 
 CONTRACT = "network-gateway-cache"
 CACHE_TYPE = "aws:elasticache/serverlessCache:ServerlessCache"
-
-
-def _env(container: dict) -> dict[str, object]:
-    return {e.get("name"): e.get("value") for e in container.get("env") or []}
 
 
 def _secret_keys(plan: PlanView, namespace: str, names: list[str]) -> set[str]:
@@ -53,7 +50,7 @@ def gateway_cache(plan: PlanView) -> Iterator[Finding]:
     for w in gateway_pods(plan):
         client = net.pod(w)
         for container in w.containers:
-            env = _env(container)
+            env = _container_env(container)
             host, port = env.get(CACHE_HOST_ENV), env.get(CACHE_PORT_ENV)
             cache = caches.get((host, int(port))) if str(port or "").isdigit() else None
             if cache is None:
