@@ -165,10 +165,10 @@ class _Pricer:
             self.est.unpriced.append(f"{what}: {name} has no price in {self.region}")
         return found
 
-    def add(self, est: Estimate, label, kind, qmin, qmax, unit, price: instances.Price | None, assumption):
+    def add(self, label, kind, qmin, qmax, unit, price: instances.Price | None, assumption):
         if price is None:
             return
-        est.lines.append(
+        self.est.lines.append(
             Line(label, kind, qmin, qmax, unit, price.usd, price.cite, assumption, price.verified)
         )
 
@@ -221,16 +221,16 @@ def estimate(plan: dict) -> Estimate:
     p = _Pricer(region, est)
     pools = _pools(resources, region, est)
     floors = _floors(resources, pools, region, est)
-    system = _node_groups(resources, p, est)
+    system = _node_groups(resources, p)
     gpu_nodes_min = sum(n for _, _, n in floors)
     gpu_nodes_max = sum(pool["nodes_max"] for pool in pools.values())
-    _control_plane(resources, p, est)
-    _network(resources, p, est, a)
+    _control_plane(resources, p)
+    _network(resources, p, a)
     _gateway_lb(resources, p, est, a)
-    _observability(resources, p, est, a, pools, system, gpu_nodes_min, gpu_nodes_max)
-    _keys_and_alarms(resources, p, est, a)
-    _logs(resources, p, est, a)
-    _storage(resources, p, est, system, pools, floors)
+    _observability(resources, p, a, pools, system, gpu_nodes_min, gpu_nodes_max)
+    _keys_and_alarms(resources, p, a)
+    _logs(resources, p, a)
+    _storage(resources, p, system, pools, floors)
     _databases(resources, p, est, a)
     _gpu_lines(pools, floors, p, est)
     return est
@@ -239,7 +239,7 @@ def estimate(plan: dict) -> Estimate:
 # --- compute ---------------------------------------------------------------------------------
 
 
-def _node_groups(resources, p: _Pricer, est: Estimate) -> dict[str, tuple[int, int, float]]:
+def _node_groups(resources, p: _Pricer) -> dict[str, tuple[int, int, float]]:
     """System node groups at minSize and maxSize. Returns name -> (min, max, root GiB per node)."""
     templates = {t["name"]: t["inputs"] for t in _of(resources, "aws:ec2/launchTemplate:LaunchTemplate")}
     out = {}
@@ -250,7 +250,6 @@ def _node_groups(resources, p: _Pricer, est: Estimate) -> dict[str, tuple[int, i
         type_name = (inputs.get("instanceTypes") or ["?"])[0]
         price = p.instance(type_name, f"node group {group['name']}")
         p.add(
-            est,
             f"System nodes {type_name} x{low}-{high}",
             "scale",
             low * MONTH,
@@ -345,7 +344,6 @@ def _gpu_lines(pools: dict[str, dict], floors, p: _Pricer, est: Estimate) -> Non
     for model, instance, replicas in floors:
         price = p.instance(instance.name, f"model {model}")
         p.add(
-            est,
             f"Model {model}: {replicas} x {instance.name}",
             "gpu-floor",
             replicas * MONTH,
@@ -383,13 +381,12 @@ def _gpu_lines(pools: dict[str, dict], floors, p: _Pricer, est: Estimate) -> Non
 # --- fixed platform --------------------------------------------------------------------------
 
 
-def _control_plane(resources, p: _Pricer, est: Estimate) -> None:
+def _control_plane(resources, p: _Pricer) -> None:
     clusters = _of(resources, "aws:eks/cluster:Cluster")
     if clusters:
         n = len(clusters)
         price = p.get("eks", "cluster_hour", "EKS control plane")
         p.add(
-            est,
             f"EKS control plane x{n}",
             "fixed",
             n * MONTH,
@@ -400,12 +397,11 @@ def _control_plane(resources, p: _Pricer, est: Estimate) -> None:
         )
 
 
-def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
+def _network(resources, p: _Pricer, a: CostAssumptions) -> None:
     nats = _of(resources, "aws:ec2/natGateway:NatGateway")
     if nats:
         n = len(nats)
         p.add(
-            est,
             f"NAT gateways x{n}",
             "fixed",
             n * MONTH,
@@ -419,7 +415,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
         inputs = instance["inputs"]
         type_name = inputs.get("instanceType", "?")
         p.add(
-            est,
             f"NAT instance {type_name} ({instance['name']})",
             "fixed",
             MONTH,
@@ -430,7 +425,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
         )
     if nats or nat_instances:
         p.add(
-            est,
             "NAT data processed",
             "traffic",
             0,
@@ -444,7 +438,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
     addresses = len(eips) + max(0, len(public) - sum(1 for e in eips if e["inputs"].get("instance")))
     if addresses:
         p.add(
-            est,
             f"Public IPv4 addresses x{addresses}",
             "fixed",
             addresses * MONTH,
@@ -461,7 +454,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
     azs = sum(len(r["inputs"].get("subnetIds") or []) for r in endpoints)
     if azs:
         p.add(
-            est,
             f"Interface endpoints ({len(endpoints)} endpoints, {azs} endpoint-AZs)",
             "fixed",
             azs * MONTH,
@@ -471,7 +463,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
             "always on, one ENI per subnet",
         )
         p.add(
-            est,
             "Interface endpoint data processed",
             "traffic",
             0,
@@ -484,7 +475,6 @@ def _network(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
     if zones:
         n = len(zones)
         p.add(
-            est,
             f"Route 53 hosted zones x{n}",
             "fixed",
             n,
@@ -508,7 +498,6 @@ def _gateway_lb(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> Non
             est.unpriced.append(f"Service {_name(svc)}: a load balancer of type {kind or 'classic'}")
             continue
         p.add(
-            est,
             f"Network Load Balancer ({_name(svc)})",
             "fixed",
             MONTH,
@@ -522,7 +511,6 @@ def _gateway_lb(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> Non
         flows = a.requests_per_day / 86400 / 800
         nlcu = max(gb_hour, flows)
         p.add(
-            est,
             f"NLB capacity units ({_name(svc)})",
             "traffic",
             0,
@@ -533,7 +521,7 @@ def _gateway_lb(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> Non
         )
 
 
-def _observability(resources, p, est, a: CostAssumptions, pools, system, gpu_min, gpu_max) -> None:
+def _observability(resources, p, a: CostAssumptions, pools, system, gpu_min, gpu_max) -> None:
     gpus_max = sum(pool["max_gpus"] for pool in pools.values() if pool["types"])
     scrapers = _of(resources, "aws:amp/scraper:Scraper")
     if _of(resources, "aws:amp/workspace:Workspace"):
@@ -544,7 +532,6 @@ def _observability(resources, p, est, a: CostAssumptions, pools, system, gpu_min
         low = a.idle_metric_series
         high = low + a.metric_series_per_gpu * gpus_max
         p.add(
-            est,
             "AMP samples ingested",
             "scale",
             low * per_series / 1e7,
@@ -558,7 +545,6 @@ def _observability(resources, p, est, a: CostAssumptions, pools, system, gpu_min
     if scrapers:
         n = len(scrapers)
         p.add(
-            est,
             f"AMP managed collectors x{n}",
             "fixed",
             n * MONTH,
@@ -577,7 +563,6 @@ def _observability(resources, p, est, a: CostAssumptions, pools, system, gpu_min
         nodes_max = sum(high for _, high, _ in system.values()) + gpu_max
         per_node = a.observations_per_node_minute + a.pods_per_node * a.observations_per_pod_minute
         p.add(
-            est,
             "Container Insights observations (enhanced)",
             "scale",
             nodes_min * per_node * MINUTES_PER_MONTH / 1e6,
@@ -598,12 +583,11 @@ def _scrape_interval(config: Any) -> float:
     return float(match.group(1)) * (60 if match.group(2) == "m" else 1) if match else 30.0
 
 
-def _keys_and_alarms(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
+def _keys_and_alarms(resources, p: _Pricer, a: CostAssumptions) -> None:
     keys = _of(resources, "aws:kms/key:Key")
     if keys:
         n = len(keys)
         p.add(
-            est,
             f"KMS keys x{n}",
             "fixed",
             n,
@@ -616,7 +600,6 @@ def _keys_and_alarms(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -
     if secrets:
         n = len(secrets)
         p.add(
-            est,
             f"Secrets Manager secrets x{n}",
             "fixed",
             n,
@@ -630,7 +613,6 @@ def _keys_and_alarms(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -
         metrics = sum(_alarm_metrics(alarm["inputs"]) for alarm in alarms)
         bands = sum(1 for alarm in alarms if _bands(alarm["inputs"]))
         p.add(
-            est,
             f"CloudWatch alarms x{len(alarms)} ({metrics} metrics)",
             "fixed",
             metrics,
@@ -645,7 +627,6 @@ def _keys_and_alarms(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -
         combos = teams + teams * models + 2 * models
         metrics = AGGREGATOR_METRICS * combos
         p.add(
-            est,
             f"Custom metrics from the spend aggregator ({metrics})",
             "traffic",
             0,
@@ -686,7 +667,7 @@ def _alarm_metrics(alarm: dict) -> int:
     return metrics - bands + bands * 3 if bands else metrics
 
 
-def _logs(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
+def _logs(resources, p: _Pricer, a: CostAssumptions) -> None:
     groups = _of(resources, "aws:cloudwatch/logGroup:LogGroup")
     names = [(g["inputs"].get("name") or "", g["name"]) for g in groups]
     control = sum(1 for name, _ in names if name.startswith("/aws/eks/"))
@@ -696,7 +677,6 @@ def _logs(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
     gb += lambdas * a.lambda_log_gb_per_month
     if gb:
         p.add(
-            est,
             "CloudWatch Logs ingested",
             "fixed",
             gb,
@@ -713,13 +693,12 @@ def _logs(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
 # --- storage and databases ------------------------------------------------------------------
 
 
-def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> None:
+def _storage(resources, p: _Pricer, system, pools, floors) -> None:
     gp3 = p.get("ebs", "gp3_gb_month", "EBS gp3")
     sys_min = sum(low * gib for low, _, gib in system.values())
     sys_max = sum(high * gib for _, high, gib in system.values())
     if system:
         p.add(
-            est,
             "EBS gp3: system node volumes",
             "scale",
             sys_min,
@@ -731,7 +710,6 @@ def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> Non
     for instance in _of(resources, "aws:ec2/instance:Instance"):
         size = float((instance["inputs"].get("rootBlockDevice") or {}).get("volumeSize") or 8)
         p.add(
-            est,
             f"EBS gp3: {instance['name']} root volume",
             "fixed",
             size,
@@ -750,7 +728,6 @@ def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> Non
     nodes_max = sum(pool["nodes_max"] for pool in pools.values())
     if per_node and (nodes_min or nodes_max):
         p.add(
-            est,
             "EBS gp3: GPU node volumes",
             "scale",
             nodes_min * per_node,
@@ -763,7 +740,6 @@ def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> Non
         )
         if extra_throughput:
             p.add(
-                est,
                 "EBS gp3: GPU node volume throughput",
                 "scale",
                 nodes_min * extra_throughput,
@@ -781,7 +757,6 @@ def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> Non
         )
         if size:
             p.add(
-                est,
                 f"EBS gp3: {_name(sts)} volumes",
                 "fixed",
                 replicas * size,
@@ -794,13 +769,12 @@ def _storage(resources, p: _Pricer, est: Estimate, system, pools, floors) -> Non
         size = _gib(
             ((pvc["inputs"].get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
         )
-        p.add(est, f"EBS gp3: PVC {_name(pvc)}", "fixed", size, size, "GB-month", gp3, "requested size")
+        p.add(f"EBS gp3: PVC {_name(pvc)}", "fixed", size, size, "GB-month", gp3, "requested size")
     for chart in _of(resources, "kubernetes:helm.sh/v4:Chart"):
         server = ((chart["inputs"].get("values") or {}).get("server") or {}).get("persistentVolume") or {}
         if chart["inputs"].get("chart") == "prometheus" and server.get("enabled"):
             size = _gib(server.get("size"))
             p.add(
-                est,
                 "EBS gp3: Prometheus volume",
                 "fixed",
                 size,
@@ -821,7 +795,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
         copies = 2 if inputs.get("multiAz") else 1
         az = " Multi-AZ" if copies == 2 else ""
         p.add(
-            est,
             f"RDS {klass}{az}",
             "fixed",
             copies * MONTH,
@@ -832,7 +805,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
         )
         size = float(inputs.get("allocatedStorage") or 0) * copies
         p.add(
-            est,
             f"RDS gp3 storage{az}",
             "fixed",
             size,
@@ -854,7 +826,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
         n = len(members) or 1
         low, high = float(scaling.get("minCapacity", 0.5)), float(scaling.get("maxCapacity", 1))
         p.add(
-            est,
             f"Aurora Serverless v2 ({n} instance{'s' if n > 1 else ''})",
             "scale",
             n * low * MONTH,
@@ -865,7 +836,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
             f"maxCapacity {high:g} at maximum",
         )
         p.add(
-            est,
             "Aurora storage",
             "fixed",
             a.aurora_storage_gb,
@@ -877,7 +847,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
     for cache in _of(resources, "aws:elasticache/serverlessCache:ServerlessCache"):
         gb = max(a.cache_stored_gb, 0.1)
         p.add(
-            est,
             f"ElastiCache Serverless {cache['inputs'].get('engine', 'valkey')} data",
             "fixed",
             gb * MONTH,
@@ -888,7 +857,6 @@ def _databases(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None
         )
         ecpu = a.requests_per_day * DAYS_PER_MONTH * a.cache_ecpu_per_request / 1e6
         p.add(
-            est,
             "ElastiCache ECPUs",
             "traffic",
             0,
