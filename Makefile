@@ -63,10 +63,12 @@ lint: $(BIN)/llmops
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(BIN)/llmops  ## benchmarks: offline plan time, spend aggregator vs DuckDB
+bench: $(BIN)/llmops exporter-deps  ## benchmarks: offline plan time, spend aggregator vs DuckDB, system pods' memory
 	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/aggregator.py --records 0.2
+	$(BIN)/llmops plan dev > /dev/null
+	$(BIN)/python bench/system_memory.py --stack dev
 
 docs: $(BIN)/llmops  ## regenerate the settings tables (README, docs/teams.md) from the models
 	$(BIN)/python -m llmops.settings.reference --write README.md docs/teams.md
