@@ -218,14 +218,16 @@ class RetrievalFreshness(pulumi.ComponentResource):
         prefix = pulumi.Output.all(objects[ARCHES[0]].bucket, objects[ARCHES[0]].key).apply(
             lambda v: f"s3://{v[0]}/{v[1].rsplit('/', 1)[0]}/"
         )
-        small = hardening.resources("500m", "256Mi", cpu_request="50m")
+        # Memory from bench/system_memory.py (peaks measured there: exporter 157 MiB with 1,000
+        # points in qdrant-client's local mode, which holds the store; unpack 15 MiB). aws-cli v2
+        # cannot run there: its fetch is sized as the snapshot upload (boto3 stand-in 79 MiB).
         fetch = {
             "name": "fetch",
             "image": versions.AWS_CLI_IMAGE,
             "imagePullPolicy": "Always",
             "command": ["/bin/sh", "-c", FETCH],
             "env": [{"name": "DEPS_PREFIX", "value": prefix}, *region],
-            "resources": small,
+            "resources": hardening.resources("500m", "192Mi", cpu_request="50m"),
             "securityContext": hardening.container_security(),
             "volumeMounts": [work, tmp],
         }
@@ -234,7 +236,7 @@ class RetrievalFreshness(pulumi.ComponentResource):
             "image": versions.SNAPSHOT_PYTHON_IMAGE,
             "imagePullPolicy": "Always",
             "command": ["python", "-m", "zipfile", "-e", "/work/deps.zip", "/work/site"],
-            "resources": small,
+            "resources": hardening.resources("500m", "64Mi", cpu_request="50m"),
             "securityContext": hardening.container_security(),
             "volumeMounts": [work, tmp],
         }
@@ -253,7 +255,7 @@ class RetrievalFreshness(pulumi.ComponentResource):
                 {"name": "COLLECTIONS_JSON", "value": json.dumps(args.collections, sort_keys=True)},
                 *region,
             ],
-            "resources": hardening.resources("500m", "512Mi", cpu_request="100m"),
+            "resources": hardening.resources("500m", "256Mi", cpu_request="100m"),
             "securityContext": hardening.container_security(),
             "volumeMounts": [
                 {**work, "readOnly": True},

@@ -151,7 +151,7 @@ class VectorDb(pulumi.ComponentResource):
         )
 
     def _statefulset(self, cfg) -> None:
-        memory = f"{cfg.memory_gib}Gi"
+        memory = f"{round(cfg.memory_gib * 1024)}Mi"
         env = [
             {"name": "QDRANT__SERVICE__HTTP_PORT", "value": str(HTTP)},
             {"name": "QDRANT__SERVICE__GRPC_PORT", "value": str(GRPC)},
@@ -332,7 +332,8 @@ class VectorDb(pulumi.ComponentResource):
                 {"name": "OUT_DIR", "value": "/work"},
                 {"name": "QDRANT_API_KEY_FILE", "value": "/secrets/api-key"},
             ],
-            "resources": hardening.resources("500m", "512Mi", cpu_request="100m"),
+            # Streams each snapshot to disk: 22 MiB at its peak (bench/system_memory.py).
+            "resources": hardening.resources("500m", "64Mi", cpu_request="100m"),
             "securityContext": hardening.container_security(),
             "volumeMounts": [
                 work,
@@ -368,7 +369,9 @@ class VectorDb(pulumi.ComponentResource):
                 {"name": "AWS_REGION", "value": ctx.region},
                 {"name": "AWS_DEFAULT_REGION", "value": ctx.region},
             ],
-            "resources": hardening.resources("500m", "512Mi", cpu_request="100m"),
+            # aws-cli v2 (s3transfer, 10 threads of 8 MiB parts); its boto3 stand-in peaks at 79 MiB
+            # (bench/system_memory.py).
+            "resources": hardening.resources("500m", "192Mi", cpu_request="100m"),
             "securityContext": hardening.container_security(),
             "volumeMounts": [{**work, "readOnly": True}, tmp],
         }
