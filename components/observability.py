@@ -136,6 +136,18 @@ def scrape_configs(interval_seconds: int, dcgm_exporter: bool) -> dict:
     }
 
 
+def metrics_server_requests(nodes: int) -> dict:
+    """metrics-server's requests for a cluster of at most `nodes` nodes: its README (chart 3.13.1)
+    gives "1 mili core of CPU and 2 MB of memory for each node", sizes the chart's 100m/200Mi
+    default for up to 100 nodes and adds 1m and 2 MiB per node beyond; here the per-node figures
+    above a floor for the process itself (50m, 64 MiB), so a small cluster does not hold 200 MiB."""
+    cpu, memory = 50 + nodes, 64 + 2 * nodes
+    return {
+        "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
+        "limits": {"cpu": "500m", "memory": f"{max(400, 2 * memory)}Mi"},
+    }
+
+
 class Observability(pulumi.ComponentResource):
     metrics: MetricsSource
     workspace_arn: pulumi.Output[str] | None
@@ -321,8 +333,11 @@ class Observability(pulumi.ComponentResource):
 
     def _metrics_server(self) -> None:
         """metrics-server serves the resource metrics API (metrics.k8s.io) that CPU-based
-        HorizontalPodAutoscalers (the gateway's) read; EKS installs none."""
+        HorizontalPodAutoscalers (the gateway's) read; EKS installs none. Its requests follow the
+        most nodes the stack can have (metrics_server_requests)."""
         chart = versions.METRICS_SERVER
+        settings = self._ctx.settings
+        nodes = settings.cluster.system_nodes.max_size + sum(p.max_gpus for p in settings.gpu_pools)
         k8s.helm.v4.Chart(
             f"{self._name}-metrics-server",
             name="metrics-server",
@@ -332,10 +347,7 @@ class Observability(pulumi.ComponentResource):
             namespace=names.SYSTEM_NAMESPACE,
             values={
                 "nodeSelector": {"llmops.io/node-role": "system"},
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "200Mi"},
-                    "limits": {"cpu": "500m", "memory": "400Mi"},
-                },
+                "resources": metrics_server_requests(nodes),
             },
             opts=pulumi.ResourceOptions(
                 parent=self, provider=self._args.k8s_provider, depends_on=[self._args.system_nodes]

@@ -51,6 +51,8 @@ CHANGED = {
     ("kubernetes:karpenter.sh/v1:NodePool", "llmops-dev-gpu-a10g-spot"),
     ("kubernetes:core/v1:ConfigMap", "llmops-dev-gateway-config"),  # the model in the LiteLLM config
     ("kubernetes:apps/v1:Deployment", "llmops-dev-gateway-deployment"),  # its config checksum
+    # metrics-server's requests follow the most nodes the stack can have (7 more).
+    ("kubernetes:helm.sh/v4:Chart", "llmops-dev-observability-metrics-server"),
     (
         "aws:s3/bucketObjectv2:BucketObjectv2",
         "llmops-dev-prompts-registry-config",
@@ -168,9 +170,9 @@ def test_cost_delta_is_the_difference_of_the_two_estimates(diff, base, head):
     assert diff.cost.delta("minimum") == pytest.approx(after.minimum - before.minimum)
     assert diff.cost.delta("maximum") == pytest.approx(after.maximum - before.maximum)
     lines = {d.key: d for d in diff.cost.lines}
-    # A second system node at eu-west-1's t4g.large price (an unverified estimate in the table).
-    system_node = prices.INSTANCE_TYPES["t4g.large"].usd_per_hour("eu-west-1") * MONTH
-    assert lines["System nodes t4g.large"].delta("minimum") == pytest.approx(system_node)
+    # A second system node at eu-west-1's t4g.medium price (an unverified estimate in the table).
+    system_node = prices.INSTANCE_TYPES["t4g.medium"].usd_per_hour("eu-west-1") * MONTH
+    assert lines["System nodes t4g.medium"].delta("minimum") == pytest.approx(system_node)
     # llama-8b's floor: 1 x g5.xlarge, 1.123 USD/h in eu-west-1 (AWS Price List via
     # instances.vantage.sh, 2026-01-21); the pool's 4 more GPUs at g5.16xlarge's 4.57237 per GPU.
     assert lines["Model llama-8b: g5.xlarge"].delta("minimum") == pytest.approx(1.123 * MONTH)
@@ -180,7 +182,7 @@ def test_cost_delta_is_the_difference_of_the_two_estimates(diff, base, head):
     for scale in ("minimum", "maximum"):
         assert diff.cost.delta(scale) == pytest.approx(sum(d.delta(scale) for d in diff.cost.lines), abs=0.05)
     assert f"{diff.cost.delta('maximum'):+,.0f}" in text(diff)
-    assert "System nodes t4g.large" in text(diff)
+    assert "System nodes t4g.medium" in text(diff)
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -304,9 +306,11 @@ def test_markdown_starts_with_the_marker_and_the_summary(diff, base, head):
     assert comment.index("| resources |") < comment.index(
         f"<details><summary>cluster (+0 ~{sum('-cluster-' in n for _, n in CHANGED)} -0)</summary>"
     )
-    # the cost lines that moved, then cluster, gateway, gpu, prompts (the routes in the registry
-    # config), serving
-    assert comment.count("<details>") == comment.count("</details>") == 6
+    # the cost lines that moved, then one per component touched: cluster, gateway, gpu,
+    # observability (metrics-server), prompts (the routes in the registry config), serving
+    components = {name.split("-")[2] for _, name in ADDED | CHANGED}
+    assert components == {"cluster", "gateway", "gpu", "observability", "prompts", "serving"}
+    assert comment.count("<details>") == comment.count("</details>") == 1 + len(components)
     assert comment.index("<details><summary>Cost: ") < comment.index("<details><summary>cluster ")
 
 

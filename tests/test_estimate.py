@@ -391,6 +391,14 @@ def test_prod_s_cost_json_names_me_central_1(plans):
     assert cost["region"] == "me-central-1" and {line["region"] for line in cost["lines"]} == {"me-central-1"}
 
 
+def test_dev_idles_at_or_under_the_issue_s_150_dollars_in_its_own_region(plans):
+    """Issue 15's target for the cheap dev profile, from the cost.json `llmops plan dev` writes,
+    while every shipped stack still fits its system nodes (test_cluster) and passes the policy pack."""
+    cost = json.loads((plans["dev"].out_dir / "cost.json").read_text())
+    assert cost["region"] == "eu-west-1" and cost["priced"] is True
+    assert 0 < cost["totals"]["minimum"] <= 150, cost["totals"]
+
+
 def test_a_stack_in_a_region_without_prices_says_so(tmp_path, capsys):
     path = dev_copy(tmp_path, **{"aws:region": "eu-central-1", "llmops:gpuPools": [], "llmops:models": []})
     _code, out, _err, cost = plan_cli(path, tmp_path, capsys)

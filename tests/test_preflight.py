@@ -430,6 +430,9 @@ VPC_CNI_SCHEMA = {  # the shape of the add-on's schema for the keys the platform
             "properties": {
                 "ENABLE_POD_ENI": {"enum": ["true", "false"]},
                 "POD_SECURITY_GROUP_ENFORCING_MODE": {"enum": ["strict", "standard"]},
+                # dev's prefix delegation (EKS user guide cni-increase-ip-addresses-procedure).
+                "ENABLE_PREFIX_DELEGATION": {"enum": ["true", "false"]},
+                "WARM_PREFIX_TARGET": {"type": "string"},
             },
             "additionalProperties": False,
         },

@@ -119,6 +119,21 @@ def test_vector_db_replication_and_schedule():
     ]
 
 
+def test_vector_db_memory_comes_in_128_mib_steps_from_half_a_gib():
+    assert settings(vectorDb={"memoryGib": 0.5}).vector_db.memory_gib == 0.5
+    assert problems(vectorDb={"memoryGib": 0.25})[0].startswith("llmops:vectorDb.memoryGib: ")
+    assert problems(vectorDb={"memoryGib": 0.3})[0].startswith("llmops:vectorDb.memoryGib: ")
+
+
+def test_qdrant_requests_the_memory_its_setting_names(plans):
+    """dev's memoryGib 0.5 reaches the StatefulSet as 512Mi, requested and limited alike."""
+    (sts,) = [
+        r for r in plans["dev"].plan.of_type("kubernetes:apps/v1:StatefulSet") if "vectordb" in r["name"]
+    ]
+    (qdrant,) = sts["inputs"]["spec"]["template"]["spec"]["containers"]
+    assert qdrant["resources"]["requests"]["memory"] == qdrant["resources"]["limits"]["memory"] == "512Mi"
+
+
 def test_shipped_stacks():
     dev, staging, prod = (load_stack_file(STACKS / f"Pulumi.{s}.yaml") for s in ("dev", "staging", "prod"))
     assert len(dev.models) == 1 and dev.models[0].min_replicas == 0  # scales to zero

@@ -244,8 +244,10 @@ class VectorDbSettings(Settings):
     """Encrypted gp3 volume per node; kept when the StatefulSet or the claim is deleted."""
     cpu: float = Field(1, gt=0)
     """vCPUs requested and allowed per node."""
-    memory_gib: int = Field(4, ge=1)
-    """Memory per node (requested = limit)."""
+    memory_gib: float = Field(4, ge=0.5, multiple_of=0.125)
+    """Memory per node (requested = limit), in steps of 128 MiB. Qdrant holds vectors in memory
+    unless a collection keeps them on disk: about points x dimensions x 4 bytes x 1.5 (Qdrant's
+    capacity-planning rule) above its own ~100 MiB."""
     image: Annotated[str, AfterValidator(_pinned_image)] = versions.QDRANT_IMAGE
     snapshot_schedule: str = "15 2 * * *"
     """Cron schedule (UTC) of the snapshot CronJob uploading collection snapshots to S3."""
