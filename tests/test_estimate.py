@@ -194,6 +194,8 @@ def test_a_pool_the_region_offers_nothing_of_is_a_settings_error_naming_pool_and
     assert problem.startswith("llmops:gpuPools[0].instanceTypes: GPU pool l40s: ")
     assert "not offered in eu-west-1" in problem or "offered in eu-west-1" in problem
     assert "g4dn, g5, p4d" in problem  # what the region does offer
+    # and where the pool's types are offered (moto's recorded offerings: g6e in both)
+    assert problem.endswith("of the recorded regions, me-central-1, us-east-1 offer some")
     assert settings_in("us-east-1", {"name": "l40s", "instanceTypes": ["g6e.12xlarge"], "maxGpus": 4})
 
 

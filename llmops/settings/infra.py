@@ -302,13 +302,17 @@ def check_pool_regions(pools: list[GpuPool], region: str) -> list[tuple[int, str
         offered = sorted(
             {t.family for t in instances.offered_in(list(instances.GPU_INSTANCE_TYPES.values()), region)}
         )
+        elsewhere = [
+            r for r in instances.PRICED_REGIONS if r != region and instances.offered_in(pool.types(), r)
+        ]
         problems.append(
             (
                 i,
                 key,
                 f"GPU pool {pool.name}: none of its instance types is offered in {region} "
                 f"(GPU families offered there: {', '.join(offered) or 'none'}; "
-                f"llmops/pricing/{region}.yaml, {instances.availability_date(region)})",
+                f"llmops/pricing/{region}.yaml, {instances.availability_date(region)})"
+                + (f"; of the recorded regions, {', '.join(elsewhere)} offer some" if elsewhere else ""),
             )
         )
     return problems
