@@ -259,21 +259,52 @@ def _node_groups(resources, p: _Pricer) -> dict[str, tuple[int, int, float]]:
             f"node group {group['name']}: minSize {low} at minimum, maxSize {high} at maximum, On-Demand",
         )
         out[group["name"]] = (low, high, _system_volume(inputs, templates))
+        template = _group_template(inputs, templates) or {}
+        standard = (template.get("creditSpecification") or {}).get("cpuCredits") == "standard"
+        _surplus_credits(p, type_name, high, standard, f"node group {group['name']}")
     return out
+
+
+def _surplus_credits(p: _Pricer, type_name: str, count: int, standard: bool, what: str) -> None:
+    """A burstable type in unlimited mode bills every vCPU-hour above its baseline: 0 while idle
+    (an average under the baseline), every vCPU busy all month at maximum."""
+    baseline = instances.BURSTABLE_BASELINE.get(type_name)
+    if baseline is None or standard or not count:
+        return
+    vcpus = instances.INSTANCE_TYPES[type_name].vcpus
+    family = type_name.split(".", 1)[0]
+    p.add(
+        f"CPU credits above baseline: {type_name} x{count}",
+        "scale",
+        0,
+        count * vcpus * (1 - baseline) * MONTH,
+        "vCPU-hour",
+        p.get("cpu-credits", family, f"{what} surplus credits"),
+        f"{what}: unlimited mode (T4g's default; no credit specification says standard); 0 while "
+        f"the 24-hour average stays under the {baseline:.0%} baseline per vCPU, {count} x {vcpus} "
+        "vCPUs busy all month at maximum",
+    )
+
+
+def _group_template(group: dict, templates: dict[str, dict]) -> dict | None:
+    """The launch template a node group names (by id), or the plan's one template."""
+    template_id = (group.get("launchTemplate") or {}).get("id")
+    for template in templates.values():
+        if template_id and template.get("id") not in (None, template_id):
+            continue
+        return template
+    return None
 
 
 def _system_volume(group: dict, templates: dict[str, dict]) -> float:
     if group.get("diskSize"):
         return float(group["diskSize"])
-    template_id = (group.get("launchTemplate") or {}).get("id")
-    for template in templates.values():
-        if template_id and template.get("id") not in (None, template_id):
-            continue
-        return sum(
-            float((m.get("ebs") or {}).get("volumeSize") or 0)
-            for m in template.get("blockDeviceMappings") or []
-        )
-    return 20.0  # EKS managed node groups default to 20 GiB
+    template = _group_template(group, templates)
+    if template is None:
+        return 20.0  # EKS managed node groups default to 20 GiB
+    return sum(
+        float((m.get("ebs") or {}).get("volumeSize") or 0) for m in template.get("blockDeviceMappings") or []
+    )
 
 
 def _pools(resources, region: str, est: Estimate) -> dict[str, dict]:
@@ -423,6 +454,8 @@ def _network(resources, p: _Pricer, a: CostAssumptions) -> None:
             p.instance(type_name, f"instance {instance['name']}"),
             "always on, On-Demand",
         )
+        standard = (inputs.get("creditSpecification") or {}).get("cpuCredits") == "standard"
+        _surplus_credits(p, type_name, 1, standard, f"instance {instance['name']}")
     if nats or nat_instances:
         p.add(
             "NAT data processed",

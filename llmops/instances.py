@@ -98,12 +98,10 @@ class RegionPrices:
         return name in self.tables["offerings"]["types"]
 
 
-def _load_catalogue() -> dict[str, InstanceType]:
-    rows = yaml.safe_load((DATA_DIR / "catalogue.yaml").read_text())["types"]
-    return {row[0]: InstanceType(*row) for row in rows}
-
-
-INSTANCE_TYPES: dict[str, InstanceType] = _load_catalogue()
+_CATALOGUE = yaml.safe_load((DATA_DIR / "catalogue.yaml").read_text())
+INSTANCE_TYPES: dict[str, InstanceType] = {row[0]: InstanceType(*row) for row in _CATALOGUE["types"]}
+# Share of each vCPU a burstable type may use on average before it spends (or bills) CPU credits.
+BURSTABLE_BASELINE: dict[str, float] = _CATALOGUE["burstable_baseline"]
 GPU_INSTANCE_TYPES = {n: t for n, t in INSTANCE_TYPES.items() if t.gpus}
 GPU_FAMILIES = sorted({t.family for t in GPU_INSTANCE_TYPES.values()})
 PRICED_REGIONS = sorted(p.stem for p in DATA_DIR.glob("*-*-*.yaml"))

@@ -14,6 +14,7 @@ Prices asserted here are typed from their sources, not read from llmops/pricing/
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -340,6 +341,32 @@ def test_dev_prices_amp_and_the_nat_instance_its_plan_declares(plans):
     for instance in of(dev, "aws:ec2/instance:Instance"):
         assert any(key.startswith("NAT instance") for key in keys)
         assert f"EBS gp3: {instance['name']} root volume" in keys
+
+
+# AWS: T4g in unlimited mode bills surplus credits at $0.04 per vCPU-hour (EC2 On-Demand pricing,
+# "T2/T3/T4g Unlimited Mode Pricing"); t4g.medium's baseline is 20% of each of its 2 vCPUs and
+# t4g.nano's 5% (aws.amazon.com/ec2/instance-types/t4/).
+T4G_SURPLUS_USD_PER_VCPU_HOUR = 0.04
+
+
+def test_dev_s_burstable_system_nodes_bill_surplus_credits_only_at_maximum(plans):
+    line = plans["dev"].estimate.line("CPU credits above baseline: t4g.medium")
+    # maxSize 2 nodes x 2 vCPUs x the 80% above the baseline, all month.
+    assert line.monthly_min == 0
+    assert line.monthly_max == pytest.approx(2 * 2 * 0.8 * MONTH * T4G_SURPLUS_USD_PER_VCPU_HOUR)
+
+
+def test_a_burstable_instance_in_standard_mode_bills_no_surplus_credits(plans):
+    """dev's NAT instance sets standard mode (throttled at its baseline); without it, it would bill."""
+    doc = copy.deepcopy(plans["dev"].plan.to_dict())
+    (nat,) = [r for r in doc["resources"] if r["type"] == "aws:ec2/instance:Instance"]
+    assert nat["inputs"]["creditSpecification"] == {"cpuCredits": "standard"}
+    assert not any(
+        line.key.startswith("CPU credits above baseline: t4g.nano") for line in estimate.estimate(doc).lines
+    )
+    del nat["inputs"]["creditSpecification"]
+    line = estimate.estimate(doc).line("CPU credits above baseline: t4g.nano")
+    assert line.monthly_max == pytest.approx(1 * 2 * 0.95 * MONTH * T4G_SURPLUS_USD_PER_VCPU_HOUR)
 
 
 def test_minimum_is_idle_and_maximum_is_every_limit_with_traffic(plans):
