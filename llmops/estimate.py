@@ -172,6 +172,15 @@ class _Pricer:
             Line(label, kind, qmin, qmax, unit, price.usd, price.cite, assumption, price.verified)
         )
 
+    def each(self, found: list, label: str, unit: str, price: tuple[str, str, str], assumption: str,
+             hourly: bool = True) -> None:  # fmt: skip
+        """One fixed line for `found` resources billing alike: each 730 hours a month (hourly) or
+        one unit a month; `price` is the (table, key, what) looked up only when there are any."""
+        if found:
+            n = len(found)
+            quantity = n * MONTH if hourly else n
+            self.add(f"{label} x{n}", "fixed", quantity, quantity, unit, self.get(*price), assumption)
+
 
 def _of(resources, type_: str, predicate=lambda r: True) -> list[dict]:
     return [r for r in resources if r["type"] == type_ and predicate(r)]
@@ -413,34 +422,18 @@ def _gpu_lines(pools: dict[str, dict], floors, p: _Pricer, est: Estimate) -> Non
 
 
 def _control_plane(resources, p: _Pricer) -> None:
-    clusters = _of(resources, "aws:eks/cluster:Cluster")
-    if clusters:
-        n = len(clusters)
-        price = p.get("eks", "cluster_hour", "EKS control plane")
-        p.add(
-            f"EKS control plane x{n}",
-            "fixed",
-            n * MONTH,
-            n * MONTH,
-            "cluster-hour",
-            price,
-            "always on; standard support (extended support bills more)",
-        )
+    p.each(
+        _of(resources, "aws:eks/cluster:Cluster"),
+        "EKS control plane",
+        "cluster-hour",
+        ("eks", "cluster_hour", "EKS control plane"),
+        "always on; standard support (extended support bills more)",
+    )
 
 
 def _network(resources, p: _Pricer, a: CostAssumptions) -> None:
     nats = _of(resources, "aws:ec2/natGateway:NatGateway")
-    if nats:
-        n = len(nats)
-        p.add(
-            f"NAT gateways x{n}",
-            "fixed",
-            n * MONTH,
-            n * MONTH,
-            "gateway-hour",
-            p.get("vpc", "nat_gateway_hour", "NAT gateway"),
-            "always on",
-        )
+    p.each(nats, "NAT gateways", "gateway-hour", ("vpc", "nat_gateway_hour", "NAT gateway"), "always on")
     nat_instances = _of(resources, "aws:ec2/instance:Instance")
     for instance in nat_instances:
         inputs = instance["inputs"]
@@ -504,18 +497,14 @@ def _network(resources, p: _Pricer, a: CostAssumptions) -> None:
             p.get("vpc", "interface_endpoint_gb", "interface endpoint data"),
             f"{a.endpoint_gb_per_month:g} GB/month at maximum (costAssumptions.endpointGbPerMonth), 0 idle",
         )
-    zones = _of(resources, "aws:route53/zone:Zone")
-    if zones:
-        n = len(zones)
-        p.add(
-            f"Route 53 hosted zones x{n}",
-            "fixed",
-            n,
-            n,
-            "zone-month",
-            p.get("route53", "hosted_zone_month", "Route 53 zones"),
-            "first 25 zones of the account",
-        )
+    p.each(
+        _of(resources, "aws:route53/zone:Zone"),
+        "Route 53 hosted zones",
+        "zone-month",
+        ("route53", "hosted_zone_month", "Route 53 zones"),
+        "first 25 zones of the account",
+        hourly=False,
+    )
 
 
 def _gateway_lb(resources, p: _Pricer, est: Estimate, a: CostAssumptions) -> None:
@@ -575,17 +564,13 @@ def _observability(resources, p, a: CostAssumptions, pools, system, gpu_min, gpu
             f"+{a.metric_series_per_gpu} per GPU "
             f"at maximum ({gpus_max} GPUs), scraped every {interval:g}s; first-tier price",
         )
-    if scrapers:
-        n = len(scrapers)
-        p.add(
-            f"AMP managed collectors x{n}",
-            "fixed",
-            n * MONTH,
-            n * MONTH,
-            "collector-hour",
-            p.get("amp", "collector_hour", "AMP collector"),
-            "always on, scraping idle targets too",
-        )
+    p.each(
+        scrapers,
+        "AMP managed collectors",
+        "collector-hour",
+        ("amp", "collector_hour", "AMP collector"),
+        "always on, scraping idle targets too",
+    )
     addons = _of(
         resources,
         "aws:eks/addon:Addon",
@@ -617,30 +602,22 @@ def _scrape_interval(config: Any) -> float:
 
 
 def _keys_and_alarms(resources, p: _Pricer, a: CostAssumptions) -> None:
-    keys = _of(resources, "aws:kms/key:Key")
-    if keys:
-        n = len(keys)
-        p.add(
-            f"KMS keys x{n}",
-            "fixed",
-            n,
-            n,
-            "key-month",
-            p.get("kms", "key_month", "KMS"),
-            "customer managed keys, before API calls",
-        )
-    secrets = _of(resources, "aws:secretsmanager/secret:Secret")
-    if secrets:
-        n = len(secrets)
-        p.add(
-            f"Secrets Manager secrets x{n}",
-            "fixed",
-            n,
-            n,
-            "secret-month",
-            p.get("secrets-manager", "secret_month", "Secrets Manager"),
-            "before API calls",
-        )
+    p.each(
+        _of(resources, "aws:kms/key:Key"),
+        "KMS keys",
+        "key-month",
+        ("kms", "key_month", "KMS"),
+        "customer managed keys, before API calls",
+        hourly=False,
+    )
+    p.each(
+        _of(resources, "aws:secretsmanager/secret:Secret"),
+        "Secrets Manager secrets",
+        "secret-month",
+        ("secrets-manager", "secret_month", "Secrets Manager"),
+        "before API calls",
+        hourly=False,
+    )
     alarms = _of(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
     if alarms:
         metrics = sum(_alarm_metrics(alarm["inputs"]) for alarm in alarms)
