@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from stack_plans import SHIPPED_STACKS, stack_plan
 
+import llmops.cli
 from llmops.plan import PlanResult, run
+from llmops.settings import SettingsError, from_config
 
 # Importing litellm fetches its model price map from GitHub unless told to use its bundled copy:
 # tests send traffic to loopback only.
@@ -41,3 +43,20 @@ def only(plan, type_: str) -> dict:
     found = inputs_of(plan, type_)
     assert len(found) == 1, f"expected one {type_}, found {len(found)}"
     return found[0]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`llmops ARGV` in-process: its exit code (argparse's SystemExit too), stdout and stderr."""
+    try:
+        code = llmops.cli.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def config_problems(config: dict) -> list[str]:
+    """What the settings checks report for a stack config that must be refused."""
+    with pytest.raises(SettingsError) as err:
+        from_config(config, source="test")
+    return err.value.problems

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 import llmops.cli
 from llmops.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
@@ -161,15 +162,6 @@ ROWS = [
 ]
 
 
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = llmops.cli.main(argv)
-    except SystemExit as exit_:  # argparse
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def make_bad(tmp_path: Path, case: str, suffix: str) -> Path:
     path = tmp_path / f"{case}{suffix}"
     content = BAD_INPUTS[case]
@@ -195,7 +187,7 @@ def test_bad_file_exits_with_one_line(row, case, tmp_path, capsys):
     plan = tmp_path / "good-plan.json"
     plan.write_text(json.dumps({"resources": []}))
     argv = [a.format(bad=bad, plan=plan, tmp=tmp_path) for a in row.argv]
-    code, out, err = run_main(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     kind, expected = row.outcomes.get(case, ("error", EXIT_USAGE))
     assert "Traceback" not in err + out
     assert code == expected, f"{argv}: {err}"
@@ -305,7 +297,7 @@ def _boom():
 
 def test_a_bug_is_one_line_and_exit_70(monkeypatch, capsys):
     monkeypatch.setattr("llmops.policy.catalogue.catalogue_table", _boom)
-    code, out, err = run_main(["policy", "catalogue"], capsys)
+    code, out, err = run_cli(["policy", "catalogue"], capsys)
     assert code == EXIT_INTERNAL and out == ""
     assert err == (
         "error: internal error (RuntimeError): the catalogue broke; "
@@ -316,7 +308,7 @@ def test_a_bug_is_one_line_and_exit_70(monkeypatch, capsys):
 def test_llmops_debug_prints_the_traceback(monkeypatch, capsys):
     monkeypatch.setattr("llmops.policy.catalogue.catalogue_table", _boom)
     monkeypatch.setenv("LLMOPS_DEBUG", "1")
-    code, _, err = run_main(["policy", "catalogue"], capsys)
+    code, _, err = run_cli(["policy", "catalogue"], capsys)
     assert code == EXIT_INTERNAL
     assert err.startswith("Traceback") and "in _boom" in err
     assert err.splitlines()[-1] == "error: internal error (RuntimeError): the catalogue broke"
@@ -341,11 +333,11 @@ def test_ctrl_c_is_exit_130_without_a_traceback(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("llmops.policy.catalogue.catalogue_table", interrupted)
-    assert run_main(["policy", "catalogue"], capsys)[::2] == (EXIT_INTERRUPTED, "")
+    assert run_cli(["policy", "catalogue"], capsys)[::2] == (EXIT_INTERRUPTED, "")
 
 
 def test_usage_errors_keep_the_usage_line(capsys):
-    code, _, err = run_main(["policy", "check"], capsys)
+    code, _, err = run_cli(["policy", "check"], capsys)
     assert code == EXIT_USAGE
     usage, message = err.splitlines()
     assert usage.startswith("usage: llmops policy check") and "required: plan" in message
@@ -363,7 +355,7 @@ def test_a_bare_stack_name_wins_over_a_directory_of_that_name(tmp_path, monkeypa
 def test_a_stack_file_name_must_give_a_stack_name(tmp_path, capsys):
     path = tmp_path / "Pulumi....yaml"  # the name would be "..": BUILD_DIR/.. must never be replaced
     path.write_text("config: {}\n")
-    code, _, err = run_main(["plan", str(path), "--build-dir", str(tmp_path / "build")], capsys)
+    code, _, err = run_cli(["plan", str(path), "--build-dir", str(tmp_path / "build")], capsys)
     assert code == EXIT_USAGE and "no stack name in the file name ('..')" in err
 
 
@@ -371,7 +363,7 @@ def test_an_unwritable_build_dir_is_bad_input(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("llmops.plan.run_program", lambda name, config, region, environ: RecordedPlan(name))
     not_a_dir = tmp_path / "build"
     not_a_dir.write_text("a file\n")
-    code, _, err = run_main(["plan", "dev", "--build-dir", str(not_a_dir)], capsys)
+    code, _, err = run_cli(["plan", "dev", "--build-dir", str(not_a_dir)], capsys)
     assert code == EXIT_USAGE
     assert err.startswith(f"error: {not_a_dir}") and "pass a writable --build-dir" in err
     assert len(err.splitlines()) == 1

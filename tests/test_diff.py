@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from stack_plans import stack_plan
 
-import llmops.cli
 from llmops import PROJECT_DIR, estimate, plan
 from llmops import instances as prices
 from llmops.diff.markdown import LIMIT, MARKER, code, markdown
@@ -107,15 +107,6 @@ def write(tmp_path: Path, name: str, doc: dict) -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(doc))
     return path
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code_ = llmops.cli.main(argv)
-    except SystemExit as exit_:
-        code_ = exit_.code
-    out = capsys.readouterr()
-    return code_, out.out, out.err
 
 
 # --- resources -------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 
-import llmops.cli
 from llmops import PROJECT_DIR, estimate, instances
 from llmops.cost import gpu_price_environment
 from llmops.diff.checks import cost_delta
@@ -38,15 +38,6 @@ def dev_copy(tmp_path: Path, name: str = "devcopy", **config) -> Path:
     path = tmp_path / f"Pulumi.{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = llmops.cli.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def plan_cli(path: Path, tmp_path: Path, capsys) -> tuple[int, str, str, dict | None]:

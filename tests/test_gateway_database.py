@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import inputs_of
+from conftest import config_problems, inputs_of
 from stack_plans import k8s_objects, pod_spec
 
-from llmops.settings import SettingsError, from_config
 from llmops.verify.model import selects
 
 NS = "llmops-gateway"
@@ -24,12 +23,6 @@ def _stack(classification: str, **gateway) -> dict:
         "llmops:dataClassification": classification,
         "llmops:gateway": json.dumps(gateway),
     }
-
-
-def _problems(config: dict) -> list[str]:
-    with pytest.raises(SettingsError) as err:
-        from_config(config)
-    return err.value.problems
 
 
 def _database(plans) -> dict:
@@ -133,18 +126,18 @@ def test_the_estimate_prices_the_database_volume_not_rds(plans):
 
 @pytest.mark.parametrize("classification", ["confidential", "regulated"])
 def test_in_cluster_database_is_refused_for_sensitive_data(classification):
-    (problem,) = _problems(_stack(classification, database={"engine": "in-cluster"}))
+    (problem,) = config_problems(_stack(classification, database={"engine": "in-cluster"}))
     assert problem.startswith("llmops:gateway: database.engine: in-cluster is for public and internal")
     assert classification in problem
 
 
 def test_rds_settings_with_an_in_cluster_database_are_refused():
-    (problem,) = _problems(
+    (problem,) = config_problems(
         _stack("internal", database={"engine": "in-cluster"}, databaseInstanceClass="db.t4g.micro")
     )
     assert "llmops:gateway" in problem and "databaseInstanceClass" in problem and "in-cluster" in problem
 
 
 def test_in_cluster_sizing_with_rds_is_refused():
-    (problem,) = _problems(_stack("internal", database={"volumeGib": 5}))
+    (problem,) = config_problems(_stack("internal", database={"volumeGib": 5}))
     assert "llmops:gateway.database" in problem and "volumeGib" in problem and "engine in-cluster" in problem

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import config_problems
 
-from llmops.settings import SettingsError, from_config
+from llmops.settings import from_config
 from llmops.settings.gateway import (
     IBAN_GROUPED_REGEX,
     PREBUILT_PII_PATTERNS,
@@ -33,12 +34,6 @@ def stack(classification: str = "internal", **gateway) -> dict:
         "llmops:dataClassification": classification,
         "llmops:gateway": json.dumps(gateway),
     }
-
-
-def problems(config: dict) -> list[str]:
-    with pytest.raises(SettingsError) as err:
-        from_config(config)
-    return err.value.problems
 
 
 def test_defaults_mask_the_five_required_prebuilt_patterns():
@@ -73,7 +68,7 @@ def test_grouped_iban_regex_covers_what_the_prebuilt_iban_misses():
 
 
 def test_fails_when_a_regulated_stack_lists_providers_without_allowing_them():
-    (msg,) = problems(stack("regulated", externalProviders=[OPENAI]))
+    (msg,) = config_problems(stack("regulated", externalProviders=[OPENAI]))
     assert msg.startswith("llmops:gateway: externalProviders:") and "allowExternalProviders: true" in msg
 
 
@@ -83,7 +78,7 @@ def test_regulated_stack_may_allow_providers_explicitly():
 
 
 def test_fails_when_a_regulated_stack_with_providers_drops_a_required_pattern():
-    (msg,) = problems(
+    (msg,) = config_problems(
         stack(
             "regulated",
             externalProviders=[OPENAI],
@@ -96,22 +91,22 @@ def test_fails_when_a_regulated_stack_with_providers_drops_a_required_pattern():
 
 @pytest.mark.parametrize("classification", ["confidential", "regulated"])
 def test_fails_when_a_sensitive_stack_turns_the_guardrail_off(classification):
-    (msg,) = problems(stack(classification, piiGuardrail=False))
+    (msg,) = config_problems(stack(classification, piiGuardrail=False))
     assert "piiGuardrail: cannot be false" in msg
 
 
 def test_fails_when_a_regulated_stack_turns_message_logging_on():
-    (msg,) = problems(stack("regulated", messageLogging=True))
+    (msg,) = config_problems(stack("regulated", messageLogging=True))
     assert "messageLogging" in msg
 
 
 def test_fails_when_providers_are_disallowed_in_an_internal_stack():
-    (msg,) = problems(stack("internal", externalProviders=[OPENAI], allowExternalProviders=False))
+    (msg,) = config_problems(stack("internal", externalProviders=[OPENAI], allowExternalProviders=False))
     assert "externalProviders" in msg
 
 
 def test_bad_values_are_reported_with_their_paths():
-    errors = problems(
+    errors = config_problems(
         stack(
             externalProviders=[{"name": "openai", "kind": "openai", "models": [{"name": "gpt"}]}],
             piiPatterns=[{"name": "emirates"}, {"name": "mine", "regex": "(unclosed"}],
@@ -126,7 +121,9 @@ def test_bad_values_are_reported_with_their_paths():
 
 
 def test_fails_when_min_replicas_is_above_max():
-    assert "minReplicas (5) is above maxReplicas (2)" in problems(stack(minReplicas=5, maxReplicas=2))[0]
+    assert (
+        "minReplicas (5) is above maxReplicas (2)" in config_problems(stack(minReplicas=5, maxReplicas=2))[0]
+    )
 
 
 def test_bedrock_needs_no_key_and_azure_needs_a_base():
@@ -134,7 +131,7 @@ def test_bedrock_needs_no_key_and_azure_needs_a_base():
     provider = from_config(stack(externalProviders=[bedrock])).gateway.external_providers[0]
     assert provider.api_key_secret is None
     azure = {"name": "az", "kind": "azure", "apiKeySecret": "k", "models": [{"name": "gpt"}]}
-    assert "needs apiBase" in problems(stack(externalProviders=[azure]))[0]
+    assert "needs apiBase" in config_problems(stack(externalProviders=[azure]))[0]
 
 
 def test_injection_categories_match_the_installed_litellm():
@@ -151,26 +148,26 @@ def test_injection_categories_match_the_installed_litellm():
 
 @pytest.mark.parametrize("classification", ["confidential", "regulated"])
 def test_fails_when_a_sensitive_stack_turns_injection_screening_off(classification):
-    (msg,) = problems(stack(classification, promptInjectionScreen=False))
+    (msg,) = config_problems(stack(classification, promptInjectionScreen=False))
     assert msg.startswith("llmops:gateway: promptInjectionScreen: cannot be false"), msg
 
 
 def test_injection_screen_follows_the_classification_and_names_unknown_categories():
     gw = GatewaySettings()
     assert gw.injection_screen_on(sensitive=True) and not gw.injection_screen_on(sensitive=False)
-    (msg,) = problems(stack(promptInjectionCategories=["prompt_injection_typo"]))
+    (msg,) = config_problems(stack(promptInjectionCategories=["prompt_injection_typo"]))
     assert "promptInjectionCategories" in msg and "prompt_injection_typo" in msg, msg
 
 
 def test_regulated_stack_caches_nothing_unless_allowed():
-    (msg,) = problems(stack("regulated", responseCache={"routes": ["m"]}))
+    (msg,) = config_problems(stack("regulated", responseCache={"routes": ["m"]}))
     assert "responseCache.routes" in msg and "allowInRegulatedStack" in msg, msg
     from_config(stack("regulated", responseCache={"routes": ["m"], "allowInRegulatedStack": True}))
     from_config(stack("confidential", responseCache={"routes": ["m"]}))
 
 
 def test_budget_and_cache_values_are_checked_with_their_paths():
-    found = problems(
+    found = config_problems(
         stack(inputBudget={"maxTokens": 0, "routes": {"m": -1}}, responseCache={"routes": ["a", "a"]})
     )
     text = "\n".join(found)

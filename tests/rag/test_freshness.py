@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import run_cli
 from local_servers import free_port
 from qdrant_client import QdrantClient, models
 
-from llmops import cli
 from llmops.rag import freshness
 from llmops.rag.freshness import FROM_DEFAULT, FROM_METADATA, MODEL_FROM_NEWEST_POINT, measure
 from rag.stores import collection, llmops, point, write_store_in_another_process
@@ -184,15 +184,6 @@ def test_ensure_collections_refuses_an_unusable_declaration_and_does_the_rest(tm
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_end_to_end_on_a_store_written_by_another_process(tmp_path):
