@@ -267,9 +267,9 @@ def _node_groups(resources, p: _Pricer) -> dict[str, tuple[int, int, float]]:
             price,
             f"node group {group['name']}: minSize {low} at minimum, maxSize {high} at maximum, On-Demand",
         )
-        out[group["name"]] = (low, high, _system_volume(inputs, templates))
-        template = _group_template(inputs, templates) or {}
-        standard = (template.get("creditSpecification") or {}).get("cpuCredits") == "standard"
+        template = _group_template(inputs, templates)
+        out[group["name"]] = (low, high, _system_volume(inputs, template))
+        standard = ((template or {}).get("creditSpecification") or {}).get("cpuCredits") == "standard"
         _surplus_credits(p, type_name, high, standard, f"node group {group['name']}")
     return out
 
@@ -305,10 +305,9 @@ def _group_template(group: dict, templates: dict[str, dict]) -> dict | None:
     return None
 
 
-def _system_volume(group: dict, templates: dict[str, dict]) -> float:
+def _system_volume(group: dict, template: dict | None) -> float:
     if group.get("diskSize"):
         return float(group["diskSize"])
-    template = _group_template(group, templates)
     if template is None:
         return 20.0  # EKS managed node groups default to 20 GiB
     return sum(
